@@ -1,0 +1,12 @@
+"""tracetorch: train spiking neural networks in constant memory with input traces.
+
+>>> import tracetorch as tt
+>>> net = tt.nn.Sequential(tt.nn.LIF(64, 128), tt.nn.LI(128, 10))
+"""
+
+from . import functional, learning, nn
+from .learning import bptt, gradient_fidelity
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "bptt", "functional", "gradient_fidelity", "learning", "nn"]

@@ -1,0 +1,17 @@
+"""How tracetorch layers learn: the trace autograd Function, BPTT mode, fidelity tools."""
+
+from .bptt import LEARNING_MODES, bptt, set_learning
+from .fidelity import cosine, gradient_fidelity
+from .trace import TraceFunction, local_gradients, trace_apply, trace_backward
+
+__all__ = [
+    "LEARNING_MODES",
+    "TraceFunction",
+    "bptt",
+    "cosine",
+    "gradient_fidelity",
+    "local_gradients",
+    "set_learning",
+    "trace_apply",
+    "trace_backward",
+]

@@ -1,0 +1,50 @@
+"""Switching layers between trace learning and backpropagation through time (BPTT)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from torch import nn
+
+__all__ = ["LEARNING_MODES", "bptt", "set_learning"]
+
+LEARNING_MODES = ("trace", "bptt")
+
+
+def _layers(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if hasattr(m, "learning") and hasattr(m, "advance")]
+
+
+def set_learning(module: nn.Module, mode: str) -> nn.Module:
+    """Set every tracetorch layer in ``module`` to ``mode`` (``"trace"`` or ``"bptt"``)."""
+    if mode not in LEARNING_MODES:
+        raise ValueError(f"learning must be one of {LEARNING_MODES}, got {mode!r}")
+    for layer in _layers(module):
+        layer.learning = mode
+    return module
+
+
+@contextmanager
+def bptt(module: nn.Module) -> Iterator[nn.Module]:
+    """Run the tracetorch layers of ``module`` in BPTT mode inside the ``with`` block.
+
+    The same dynamics, with a surrogate spike gradient and a graph through time: the exact
+    (and O(T)-memory) reference for trace learning. Modes are restored on exit. Reset the
+    states before a BPTT sequence (``module.reset_states()``).
+
+    Example:
+        >>> with tt.bptt(net):
+        ...     net.reset_states()
+        ...     loss = F.cross_entropy(net(x)[-1], y)
+        ...     loss.backward()
+    """
+    layers = _layers(module)
+    previous = [layer.learning for layer in layers]
+    for layer in layers:
+        layer.learning = "bptt"
+    try:
+        yield module
+    finally:
+        for layer, mode in zip(layers, previous, strict=True):
+            layer.learning = mode

@@ -1,0 +1,73 @@
+"""LI and LIS: leaky-integrator readouts (membrane, or softmax of the membrane)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from .. import functional as tf
+from .base import TraceLayer
+
+__all__ = ["LI", "LIS"]
+
+
+class LI(TraceLayer):
+    r"""Leaky integrator readout: the output is the membrane itself.
+
+    .. math:: m \leftarrow \beta m + W x + b
+
+    Average output (local graph): the stationary membrane :math:`(W a + b)/(1 - \beta)`.
+    The usual loss is ``F.cross_entropy(out[-1], y)`` on the latest membrane.
+
+    Args: as :class:`LIF` (``in_features``, ``out_features``, ``bias``, ``beta``,
+    ``trace_decay`` / ``horizon``, ``bias_correction``, ``learn_*``, ``learning``), without
+    threshold, rate function or surrogate. A slow readout (``beta`` near 1) holds evidence
+    over long delays.
+
+    Shape:
+        - Input: ``[B, in_features]`` or ``[T, B, in_features]``.
+        - Output: membrane ``[B, out_features]`` or ``[T, B, out_features]``.
+
+    Example:
+        >>> readout = tt.nn.LI(128, 10, beta=0.9)
+        >>> readout(torch.rand(25, 32, 128)).shape
+        torch.Size([25, 32, 10])
+    """
+
+    def __init__(self, in_features: int, out_features: int, **kwargs) -> None:
+        super().__init__(in_features, out_features, **kwargs)
+        self.reset_parameters()
+
+    def _dynamics(self, c: Tensor, m: Tensor, bptt: bool) -> tuple[Tensor, Tensor]:
+        return tf.li_run(c, m, self.beta)
+
+    def average_output(self, a: Tensor) -> Tensor:
+        return tf.li_average(F.linear(a, self.weight, self.bias), self.beta)
+
+
+class LIS(TraceLayer):
+    r"""Leaky integrate and softmax: a readout whose output is a probability vector.
+
+    .. math:: m \leftarrow \beta m + W x + b, \qquad p = \mathrm{softmax}(m)
+
+    Average output (local graph): :math:`\mathrm{softmax}((W a + b)/(1 - \beta))`, the softmax
+    of the membrane level at which the leak balances the input. The usual loss is
+    ``F.nll_loss(torch.log(out[-1]), y)``; it is also the policy layer of reward learning.
+
+    Args: as :class:`LI`.
+
+    Shape:
+        - Input: ``[B, in_features]`` or ``[T, B, in_features]``.
+        - Output: probabilities (summing to 1 over the last dimension), ``[B, out_features]``
+          or ``[T, B, out_features]``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, **kwargs) -> None:
+        super().__init__(in_features, out_features, **kwargs)
+        self.reset_parameters()
+
+    def _dynamics(self, c: Tensor, m: Tensor, bptt: bool) -> tuple[Tensor, Tensor]:
+        return tf.lis_run(c, m, self.beta)
+
+    def average_output(self, a: Tensor) -> Tensor:
+        return tf.lis_average(F.linear(a, self.weight, self.bias), self.beta)
