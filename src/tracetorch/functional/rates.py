@@ -51,7 +51,7 @@ def smooth_clamp(x: Tensor, sharpness: float = 10.0) -> Tensor:
 
 
 def mean_field_rate(c: Tensor, beta: Tensor, theta: Tensor) -> Tensor:
-    """Smoothed mean-field LIF rate ``smoothclamp(c / theta - (1 - beta) / 2)``. Shapes broadcast."""
+    """Smoothed mean-field LIF rate ``smoothclamp(c / theta - (1 - beta) / 2)`` (broadcasts)."""
     return smooth_clamp(c / theta - (1 - beta) / 2)
 
 

@@ -99,7 +99,7 @@ def horizon_from_decay(d: float) -> float:
 
 
 def decay_from_halflife(halflife: float) -> float:
-    """Decay ``d = 0.5 ** (1 / halflife)``: the weight of an input halves every ``halflife`` steps."""
+    """Decay ``0.5 ** (1 / halflife)``: an input's weight halves every ``halflife`` steps."""
     if not halflife > 0:
         raise ValueError(f"halflife must be > 0 steps, got {halflife}")
     return 0.5 ** (1.0 / halflife)

@@ -85,7 +85,8 @@ class TraceFunction(torch.autograd.Function):
         signal = grad_output.sum(0) if ctx.sequence else grad_output
         params = layer.trace_parameters()
         grad_a, grads = local_gradients(layer, signal, params)
-        grads = [g if need else None for g, need in zip(grads, ctx.needs_input_grad[2:])]
+        needs = ctx.needs_input_grad[2:]
+        grads = [g if need else None for g, need in zip(grads, needs, strict=True)]
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = grad_a.to(ctx.input_dtype)

@@ -39,7 +39,9 @@ def _broadcast(value: Tensor, size: int, name: str) -> Tensor:
     if value.dim() == 0:
         return value.expand(size).clone()
     if value.shape != (size,):
-        raise ValueError(f"{name} must be a float or a tensor of shape ({size},), got {tuple(value.shape)}")
+        raise ValueError(
+            f"{name} must be a float or a tensor of shape ({size},), got {tuple(value.shape)}"
+        )
     return value.clone()
 
 
