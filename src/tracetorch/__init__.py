@@ -4,9 +4,18 @@
 >>> net = tt.nn.Sequential(tt.nn.LIF(64, 128), tt.nn.LI(128, 10))
 """
 
-from . import functional, learning, nn
+from . import data, encode, functional, learning, nn
 from .learning import bptt, gradient_fidelity
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "bptt", "functional", "gradient_fidelity", "learning", "nn"]
+__all__ = [
+    "__version__",
+    "bptt",
+    "data",
+    "encode",
+    "functional",
+    "gradient_fidelity",
+    "learning",
+    "nn",
+]

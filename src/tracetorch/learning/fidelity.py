@@ -27,9 +27,7 @@ def _grads(model: nn.Module, x: Tensor, target, loss_fn) -> dict[str, Tensor]:
     loss.backward()
     model.reset_states()
     return {
-        name: p.grad.detach().clone()
-        for name, p in model.named_parameters()
-        if p.grad is not None
+        name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None
     }
 
 
@@ -64,6 +62,4 @@ def gradient_fidelity(
     finally:
         for n, p in model.named_parameters():
             p.grad = saved[n]
-    return {
-        name: cosine(trace[name], g) if name in trace else 0.0 for name, g in reference.items()
-    }
+    return {name: cosine(trace[name], g) if name in trace else 0.0 for name, g in reference.items()}

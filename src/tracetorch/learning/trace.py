@@ -50,9 +50,7 @@ def local_gradients(
             a.requires_grad_()
         r = layer.average_output(a)
         wanted = [p for p in params if p.requires_grad]
-        grads = torch.autograd.grad(
-            r, [a, *wanted], learning_signal.to(r.dtype), allow_unused=True
-        )
+        grads = torch.autograd.grad(r, [a, *wanted], learning_signal.to(r.dtype), allow_unused=True)
     by_param = dict(zip([id(p) for p in wanted], grads[1:], strict=True))
     return grads[0], [by_param.get(id(p)) for p in params]
 
