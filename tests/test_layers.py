@@ -184,6 +184,12 @@ def test_repr_reads_like_a_spec():
     for part in ("learn_beta=False", "learn_trace_decay=True", "learning='bptt'", "surrogate="):
         assert part in odd
     assert "LIF(in_features=64" in repr(tt.nn.Sequential(tt.nn.LIF(64, 128), tt.nn.LI(128, 10)))
+    frozen = repr(
+        tt.nn.LIF(4, 3, learn_weight=False, learn_bias=False, learn_threshold=False)
+    )  # every non-default learn_* flag shows
+    for part in ("learn_weight=False", "learn_bias=False", "learn_threshold=False"):
+        assert part in frozen
+    assert "learn_" not in repr(tt.nn.LIF(4, 3)) + repr(tt.nn.LI(4, 3, bias=False))
 
 
 # ----------------------------------------------------------------------------- serialisation

@@ -28,8 +28,16 @@ def _check_int(value: Any, name: str) -> int:
     return value
 
 
+def _as_float64(value: float | Tensor, name: str) -> Tensor:
+    """``value`` (a number or a tensor) as a float64 tensor; a TypeError naming ``name`` else."""
+    try:
+        return torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a float or a tensor, got {type(value).__name__}") from None
+
+
 def _check_open_unit(value: float | Tensor, name: str) -> Tensor:
-    t = torch.as_tensor(value, dtype=torch.float64)
+    t = _as_float64(value, name)
     if not torch.is_floating_point(t) or not bool(((t > 0) & (t < 1)).all()):
         raise ValueError(f"{name} must be in (0, 1), got {value}")
     return t
@@ -271,8 +279,16 @@ class TraceLayer(nn.Module):
         ]
         if self.learning != "trace":
             parts.append(f"learning={self.learning!r}")
-        for flag, p in (("learn_beta", self.beta_raw), ("learn_trace_decay", self.trace_decay_raw)):
-            default = flag == "learn_beta"
-            if p.requires_grad != default:
+        for flag, p, default in self._learn_flags():
+            if p is not None and p.requires_grad != default:
                 parts.append(f"{flag}={p.requires_grad}")
         return ", ".join(parts)
+
+    def _learn_flags(self) -> list[tuple[str, Tensor | None, bool]]:
+        """``(flag, parameter, default)`` of each ``learn_*`` switch, for the repr."""
+        return [
+            ("learn_weight", self.weight, True),
+            ("learn_bias", self.bias, True),
+            ("learn_beta", self.beta_raw, True),
+            ("learn_trace_decay", self.trace_decay_raw, False),
+        ]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import functional as tf
-from .base import TraceLayer, _broadcast
+from .base import TraceLayer, _as_float64, _broadcast
 
 __all__ = ["LIF"]
 
@@ -73,7 +73,7 @@ class LIF(TraceLayer):
         **kwargs,
     ) -> None:
         super().__init__(in_features, out_features, **kwargs)
-        t = torch.as_tensor(threshold, dtype=torch.float64)
+        t = _as_float64(threshold, "threshold")
         if not bool((t > 0).all()):
             raise ValueError(f"threshold must be > 0, got {threshold}")
         self._init_threshold = _broadcast(t, out_features, "threshold")
@@ -104,6 +104,9 @@ class LIF(TraceLayer):
 
     def average_output(self, a: Tensor) -> Tensor:
         return self.rate_fn(F.linear(a, self.weight, self.bias), self.beta, self.threshold)
+
+    def _learn_flags(self) -> list[tuple[str, Tensor | None, bool]]:
+        return [*super()._learn_flags(), ("learn_threshold", self.threshold_raw, True)]
 
     def extra_repr(self) -> str:
         s = super().extra_repr() + f", rate_fn={self._rate_name!r}"
