@@ -1,0 +1,336 @@
+"""Case 1, cost vs sequence length: memory and time of one training step, per library and T.
+
+One training step = reset, ``T`` forward steps on a streamed Bernoulli input (chunks of
+``chunk`` steps made on the fly, for every library alike), cross-entropy on the readout at the
+last step, backward, Adam step. Each (library, T) runs in a fresh subprocess
+(``python -m benchmarks.cost worker ...``) with one thread, which reports:
+
+- ``train_peak``: peak RSS during a training step above the RSS just before it (after a
+  warm-up step, ``gc`` and ``malloc_trim``; the kernel's high-water mark is reset first);
+- ``saved``: bytes autograd saved for backward during that step (``saved_tensors_hooks``,
+  unique storages);
+- ``train_s``: median wall time of a training step;
+- ``fwd_s`` and ``fwd_peak``: the same for a forward pass of ``T`` steps under ``no_grad``.
+
+The driver runs T in increasing order per library, extrapolates memory and time linearly in T
+from the runs so far, and skips (with the reason recorded) a run that would pass the memory cap
+or the time budget. A watchdog kills a worker whose RSS passes the cap anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .common import ROOT, THREAD_ENV, NetSpec
+
+GB = 1024**3
+
+#: libraries of the cost case; "tracetorch-bptt" is tracetorch's own BPTT mode, for reference
+COST_LIBRARIES = ["tracetorch", "tracetorch-bptt", "snntorch", "norse", "spikingjelly", "floor"]
+FULL_STEPS = [50, 100, 200, 1000, 4000, 16000]
+QUICK_STEPS = [50, 100, 200, 1000]
+
+
+# ----------------------------------------------------------------------------- worker
+def _worker(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure one (library, T) in this process; return the result row."""
+    t_start = time.perf_counter()
+    import torch
+    import torch.nn.functional as F
+
+    from .common import (
+        SavedBytes,
+        bernoulli_stream,
+        peak_rss_bytes,
+        release_memory,
+        reset_peak_rss,
+        rss_bytes,
+        set_threads,
+    )
+    from .peers import build
+
+    set_threads(1)
+    torch.manual_seed(args.seed)
+    spec = NetSpec()
+    lib = args.lib
+    trains = lib != "floor"
+    if lib == "tracetorch-bptt":
+        runner = build("tracetorch", spec, learning="bptt")
+    else:
+        runner = build(lib, spec)
+    opt = torch.optim.Adam(runner.parameters(), lr=1e-3) if trains else None
+    y = torch.randint(0, spec.n_out, (args.batch,), generator=torch.Generator().manual_seed(1))
+
+    def stream(steps: int):
+        return bernoulli_stream(steps, args.batch, spec.n_in, args.p, args.chunk, args.seed)
+
+    def train_step(steps: int, hooks: SavedBytes | None = None) -> None:
+        runner.reset()
+        out = None
+        for chunk in stream(steps):
+            if hooks is None:
+                out = runner.run(chunk)
+            else:
+                with hooks:
+                    out = runner.run(chunk)
+        loss = F.cross_entropy(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def forward(steps: int) -> None:
+        runner.reset()
+        for chunk in stream(steps):
+            runner.run(chunk)
+
+    row: dict[str, Any] = {
+        "library": lib,
+        "steps": args.steps,
+        "chunk": args.chunk,
+        "batch": args.batch,
+        "threads": torch.get_num_threads(),
+    }
+    # warm-up: one short step of each kind (lazy allocations, autograd engine, Adam state)
+    warm = min(args.steps, args.chunk)
+    if trains:
+        train_step(warm)
+    forward(warm)
+    row["setup_s"] = time.perf_counter() - t_start
+
+    if trains:
+        release_memory()
+        reset_peak_rss()
+        base = rss_bytes()
+        saved = SavedBytes()
+        t0 = time.perf_counter()
+        train_step(args.steps, saved)
+        first = time.perf_counter() - t0
+        row["train_peak"] = peak_rss_bytes() - base
+        row["saved"] = saved.bytes
+        row["saved_tensors"] = saved.tensors
+        row["baseline_rss"] = base
+        times = [first] if args.reps == 0 else []
+        for _ in range(args.reps):
+            t0 = time.perf_counter()
+            train_step(args.steps)
+            times.append(time.perf_counter() - t0)
+        row["train_s"] = statistics.median(times)
+        row["train_times"] = times
+        row["train_first_s"] = first
+        opt.zero_grad(set_to_none=True)
+
+    release_memory()
+    reset_peak_rss()
+    base = rss_bytes()
+    times = []
+    for _ in range(max(1, args.fwd_reps)):
+        t0 = time.perf_counter()
+        forward(args.steps)
+        times.append(time.perf_counter() - t0)
+    row["fwd_peak"] = peak_rss_bytes() - base
+    row["fwd_s"] = statistics.median(times)
+    row["fwd_times"] = times
+    row["total_s"] = time.perf_counter() - t_start
+    return row
+
+
+# ----------------------------------------------------------------------------- driver
+def _rss_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def run_worker(
+    lib: str,
+    steps: int,
+    *,
+    reps: int,
+    fwd_reps: int,
+    chunk: int,
+    batch: int,
+    p: float,
+    timeout_s: float,
+    mem_cap: int,
+    python: str = sys.executable,
+) -> dict[str, Any]:
+    """Run one measurement in a fresh process; watch its RSS; return its row (or an error)."""
+    cmd = [
+        python,
+        "-m",
+        "benchmarks.cost",
+        "worker",
+        "--lib",
+        lib,
+        "--steps",
+        str(steps),
+        "--reps",
+        str(reps),
+        "--fwd-reps",
+        str(fwd_reps),
+        "--chunk",
+        str(chunk),
+        "--batch",
+        str(batch),
+        "--p",
+        str(p),
+    ]
+    env = {**os.environ, **THREAD_ENV}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    t0, peak, killed = time.monotonic(), 0, None
+    while proc.poll() is None:
+        rss = _rss_of(proc.pid)
+        peak = max(peak, rss)
+        if rss > mem_cap:
+            killed = f"killed: RSS {rss / GB:.1f} GB passed the cap of {mem_cap / GB:.1f} GB"
+        elif time.monotonic() - t0 > timeout_s:
+            killed = f"killed: ran past its time limit of {timeout_s:.0f} s"
+        if killed:
+            proc.kill()
+            break
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    base = {"library": lib, "steps": steps}
+    if killed:
+        return {**base, "skipped": killed, "worker_peak_rss": peak}
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            return {**json.loads(line[7:]), "worker_peak_rss": peak}
+    tail = (err or out).strip().splitlines()[-3:]
+    return {**base, "error": f"worker exited {proc.returncode}: {' | '.join(tail)}"}
+
+
+def _extrapolate(history: list[dict], key: str, steps: int) -> float | None:
+    """Linear extrapolation in T of ``key`` from the two largest measured T (None if unknown)."""
+    pts = [(h["steps"], h[key]) for h in history if key in h]
+    if not pts:
+        return None
+    if len(pts) == 1:
+        t0, v0 = pts[0]
+        return v0 * steps / t0
+    (t1, v1), (t2, v2) = pts[-2], pts[-1]
+    slope = max((v2 - v1) / (t2 - t1), 0.0)
+    return max(v2 + slope * (steps - t2), v2)
+
+
+def run_cost(
+    libraries: list[str],
+    steps_list: list[int],
+    *,
+    budget_s: float = 120.0,
+    max_reps: int = 5,
+    mem_cap_gb: float = 8.0,
+    chunk: int = 100,
+    batch: int = 64,
+    p: float = 0.2,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Measure every (library, T); return the rows (measured, skipped or failed).
+
+    Args:
+        budget_s: time allowed per (library, T); repetitions are fitted to it and a run whose
+            single training step is predicted to exceed it is skipped.
+        max_reps: most timed repetitions of a step.
+        mem_cap_gb: skip (and kill) a run predicted (or seen) to pass this RSS.
+    """
+    mem_cap = int(mem_cap_gb * GB)
+    rows: list[dict[str, Any]] = []
+    for lib in libraries:
+        history: list[dict] = []
+        for steps in sorted(steps_list):
+            base = {"library": lib, "steps": steps}
+            mem = _extrapolate(history, "train_peak", steps)
+            t_train = _extrapolate(history, "train_s", steps) or 0.0
+            t_fwd = _extrapolate(history, "fwd_s", steps) or 0.0
+            one = t_train + t_fwd
+            if mem is not None and mem > mem_cap:
+                row = {
+                    **base,
+                    "skipped": f"predicted peak {mem / GB:.1f} GB > cap "
+                    f"{mem_cap_gb:.0f} GB (linear in T from smaller T)",
+                    "predicted_peak": mem,
+                }
+            elif history and 3 * one > budget_s:
+                row = {
+                    **base,
+                    "skipped": f"predicted {one:.0f} s per step pair; 3 of them pass "
+                    f"the {budget_s:.0f} s budget",
+                    "predicted_train_s": t_train,
+                }
+            else:
+                reps = max_reps if one == 0 else int(max(1, min(max_reps, budget_s / one - 1)))
+                log(f"  cost: {lib:16s} T={steps:>6d} reps={reps}")
+                row = run_worker(
+                    lib,
+                    steps,
+                    reps=reps,
+                    fwd_reps=reps,
+                    chunk=chunk,
+                    batch=batch,
+                    p=p,
+                    timeout_s=max(4 * budget_s, 60),
+                    mem_cap=mem_cap,
+                )
+            if "skipped" in row or "error" in row:
+                log(f"  cost: {lib:16s} T={steps:>6d} {row.get('skipped') or row.get('error')}")
+            else:
+                history.append(row)
+                log(
+                    f"  cost: {lib:16s} T={steps:>6d} train {row.get('train_s', float('nan')):8.3f}"
+                    f" s  fwd {row['fwd_s']:8.3f} s  peak {row.get('train_peak', 0) / 2**20:9.1f}"
+                    f" MiB  saved {row.get('saved', 0) / 2**20:9.1f} MiB"
+                )
+            rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cost")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("worker", help="measure one (library, T) in this process")
+    w.add_argument("--lib", required=True)
+    w.add_argument("--steps", type=int, required=True)
+    w.add_argument("--reps", type=int, default=3)
+    w.add_argument("--fwd-reps", type=int, default=3)
+    w.add_argument("--chunk", type=int, default=100)
+    w.add_argument("--batch", type=int, default=64)
+    w.add_argument("--p", type=float, default=0.2)
+    w.add_argument("--seed", type=int, default=0)
+    d = sub.add_parser("run", help="the whole cost case, printed as JSON")
+    d.add_argument("--libs", default=",".join(COST_LIBRARIES))
+    d.add_argument("--steps", default=",".join(map(str, QUICK_STEPS)))
+    d.add_argument("--budget", type=float, default=30.0)
+    d.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    if args.cmd == "worker":
+        print("RESULT " + json.dumps(_worker(args)), flush=True)
+    else:
+        rows = run_cost(
+            args.libs.split(","), [int(s) for s in args.steps.split(",")], budget_s=args.budget
+        )
+        text = json.dumps(rows, indent=1)
+        if args.out:
+            args.out.write_text(text + "\n")
+        else:
+            print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""snnTorch: ``nn.Linear`` + ``snn.Leaky`` per layer, stepped in a Python loop (its usual form).
+
+``reset_delay=False`` makes the subtractive reset act in the step of the spike, as in tracetorch
+(snnTorch's default, ``True``, subtracts one step later). Beta and threshold are per-neuron and
+learnable, as in tracetorch's defaults. Spikes fire at ``m > theta`` (tracetorch: ``>=``).
+Surrogate: snnTorch's default ATan (alpha 2), the same function as tracetorch's ``"atan"``.
+"""
+
+from __future__ import annotations
+
+import snntorch as snn
+import torch
+from torch import Tensor, nn
+
+from ..common import NetSpec
+from . import Runner, linear_stack
+
+
+class SnntorchRunner(Runner):
+    name = "snntorch"
+
+    def __init__(self, spec: NetSpec, learn_beta: bool = True, learn_threshold: bool = True):
+        self.fcs = linear_stack(spec)
+        self.lifs = nn.ModuleList(
+            snn.Leaky(
+                beta=torch.full((n,), spec.beta),
+                threshold=torch.full((n,), spec.threshold),
+                learn_beta=learn_beta,
+                learn_threshold=learn_threshold,
+                reset_mechanism="subtract",
+                reset_delay=False,
+            )
+            for n in spec.hidden
+        )
+        self.readout = snn.Leaky(
+            beta=torch.full((spec.n_out,), spec.readout_beta),
+            learn_beta=learn_beta,
+            reset_mechanism="none",
+        )
+        self.module = nn.ModuleDict({"fcs": self.fcs, "lifs": self.lifs, "readout": self.readout})
+
+    def reset(self) -> None:
+        for lif in [*self.lifs, self.readout]:
+            lif.mem = torch.zeros(0)  # rebuilt from the next input (drops the graph)
+
+    def _step(self, x: Tensor, record: list[list[Tensor]] | None = None) -> Tensor:
+        for i, (fc, lif) in enumerate(zip(self.fcs, self.lifs, strict=False)):
+            x, _ = lif(fc(x))
+            if record is not None:
+                record[i].append(x)
+        _, mem = self.readout(self.fcs[-1](x))
+        if record is not None:
+            record[-1].append(mem)
+        return mem
+
+    def run(self, chunk: Tensor) -> Tensor:
+        for x in chunk:
+            out = self._step(x)
+        return out
+
+    def spikes(self, chunk: Tensor) -> list[Tensor]:
+        record: list[list[Tensor]] = [[] for _ in range(len(self.fcs))]
+        for x in chunk:
+            self._step(x, record)
+        return [torch.stack(r) for r in record]
+
+    def linears(self) -> list[tuple[Tensor, Tensor]]:
+        return [(fc.weight, fc.bias) for fc in self.fcs]
+
+
+def build(spec: NetSpec, **options) -> SnntorchRunner:
+    return SnntorchRunner(spec, **options)

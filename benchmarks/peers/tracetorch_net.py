@@ -1,0 +1,49 @@
+"""tracetorch: ``tt.nn.Sequential(LIF, LIF, LI)``, trace learning (default) or BPTT mode."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+import tracetorch as tt
+
+from ..common import NetSpec
+from . import Runner
+
+
+class TracetorchRunner(Runner):
+    """The network as a user writes it; each chunk goes through the fast sequence path."""
+
+    name = "tracetorch"
+
+    def __init__(self, spec: NetSpec, learning: str = "trace", **layer_kwargs) -> None:
+        layers: list[torch.nn.Module] = []
+        sizes = spec.sizes
+        for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
+            layers.append(
+                tt.nn.LIF(n_in, n_out, beta=spec.beta, threshold=spec.threshold, **layer_kwargs)
+            )
+        layers.append(tt.nn.LI(sizes[-2], sizes[-1], beta=spec.readout_beta, **layer_kwargs))
+        self.module = tt.nn.Sequential(*layers)
+        self.learning = learning
+        tt.learning.set_learning(self.module, learning)
+
+    def reset(self) -> None:
+        self.module.reset_states()
+
+    def run(self, chunk: Tensor) -> Tensor:
+        return self.module(chunk)[-1]
+
+    def spikes(self, chunk: Tensor) -> list[Tensor]:
+        outs, x = [], chunk
+        for layer in self.module:
+            x = layer(x)
+            outs.append(x)
+        return outs
+
+    def linears(self) -> list[tuple[Tensor, Tensor]]:
+        return [(layer.weight, layer.bias) for layer in self.module]
+
+
+def build(spec: NetSpec, learning: str = "trace", **layer_kwargs) -> TracetorchRunner:
+    return TracetorchRunner(spec, learning, **layer_kwargs)
