@@ -271,7 +271,7 @@ def test_bptt_context_restores_modes():
     assert [net[0].learning, net[1].learning] == ["trace", "bptt"]
     with pytest.raises(RuntimeError, match="boom"), tt.bptt(net):
         raise RuntimeError("boom")
-    assert net[0].learning == "trace"
+    assert net[0].learning == "trace" and net[0].membrane is None  # modes and states reset
     tt.learning.set_learning(net, "bptt")
     assert net[0].learning == net[1].learning == "bptt"
 
@@ -332,13 +332,14 @@ def test_gradient_fidelity_digits(digits, capsys):
     spikes = tt.encode.rate(x, 25, generator=torch.Generator().manual_seed(0))
     net = tt.nn.Sequential(tt.nn.LIF(64, 128), tt.nn.LI(128, 10))
     net[0].weight.grad = torch.ones_like(net[0].weight)  # restored afterwards
+    net(spikes[:3, :7])  # a stale state (another batch size) must not leak into the measurement
     fid = tt.gradient_fidelity(net, spikes, y, lambda out, y: F.cross_entropy(out[-1], y))
     with capsys.disabled():
         print("\ntrace vs BPTT cosine:", {k: round(v, 3) for k, v in fid.items()})
     assert fid["0.weight"] >= HIDDEN_WEIGHT_COSINE_FLOOR
     assert fid["1.weight"] >= HIDDEN_WEIGHT_COSINE_FLOOR
     assert torch.equal(net[0].weight.grad, torch.ones_like(net[0].weight))
-    assert net[0].learning == "trace"
+    assert net[0].learning == "trace" and net[0].membrane is None  # modes and states reset
 
 
 # ----------------------------------------------------------------------------- AMP
