@@ -39,6 +39,7 @@ def _seed() -> None:
 @pytest.fixture(scope="session")
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed batch of 128 digits ``(x [128, 64] in [0, 1], y [128])``, loaded once."""
+    pytest.importorskip("sklearn")
     import tracetorch as tt
 
     x, y, _, _ = tt.data.load_digits(seed=0)

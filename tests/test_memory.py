@@ -163,7 +163,7 @@ _STREAM_SCRIPT = textwrap.dedent(
 )
 
 
-def test_peak_memory_flat_in_sequence_length(capsys):
+def test_peak_memory_flat_in_sequence_length():
     """Peak RSS of a streamed training step: T = 100 and T = 10,000 within 5%, no growth."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     procs = {
@@ -181,12 +181,11 @@ def test_peak_memory_flat_in_sequence_length(capsys):
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err
         result[steps] = json.loads(out.strip().splitlines()[-1])
-    with capsys.disabled():
-        for r in result.values():
-            print(
-                f"\nT={r['steps']}: peak RSS {r['peak'] / 2**20:.1f} MiB, "
-                f"growth over warm-up {(r['peak'] - r['baseline']) / 2**20:.2f} MiB"
-            )
+    for r in result.values():  # pytest -s
+        print(
+            f"\nT={r['steps']}: peak RSS {r['peak'] / 2**20:.1f} MiB, "
+            f"growth over warm-up {(r['peak'] - r['baseline']) / 2**20:.2f} MiB"
+        )
     short, long = result[100], result[10_000]
     assert abs(long["peak"] - short["peak"]) <= 0.05 * short["peak"]
     # The streamed 10,000 steps may not grow the process beyond its warm-up high-water mark by
