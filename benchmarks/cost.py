@@ -267,11 +267,11 @@ def run_cost(
                     f"{mem_cap_gb:.0f} GB (linear in T from smaller T)",
                     "predicted_peak": mem,
                 }
-            elif history and 3 * one > budget_s:
+            elif history and t_train > budget_s:
                 row = {
                     **base,
-                    "skipped": f"predicted {one:.0f} s per step pair; 3 of them pass "
-                    f"the {budget_s:.0f} s budget",
+                    "skipped": f"predicted {t_train:.0f} s per training step > the "
+                    f"{budget_s:.0f} s budget (linear in T from smaller T)",
                     "predicted_train_s": t_train,
                 }
             else:

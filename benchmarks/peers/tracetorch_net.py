@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -16,14 +18,23 @@ class TracetorchRunner(Runner):
 
     name = "tracetorch"
 
-    def __init__(self, spec: NetSpec, learning: str = "trace", **layer_kwargs) -> None:
+    def __init__(
+        self,
+        spec: NetSpec,
+        learning: str = "trace",
+        lif_kwargs: dict[str, Any] | None = None,
+        li_kwargs: dict[str, Any] | None = None,
+        **layer_kwargs: Any,
+    ) -> None:
+        lif_kw = {**layer_kwargs, **(lif_kwargs or {})}
+        li_kw = {**layer_kwargs, **(li_kwargs or {})}
         layers: list[torch.nn.Module] = []
         sizes = spec.sizes
         for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
             layers.append(
-                tt.nn.LIF(n_in, n_out, beta=spec.beta, threshold=spec.threshold, **layer_kwargs)
+                tt.nn.LIF(n_in, n_out, beta=spec.beta, threshold=spec.threshold, **lif_kw)
             )
-        layers.append(tt.nn.LI(sizes[-2], sizes[-1], beta=spec.readout_beta, **layer_kwargs))
+        layers.append(tt.nn.LI(sizes[-2], sizes[-1], beta=spec.readout_beta, **li_kw))
         self.module = tt.nn.Sequential(*layers)
         self.learning = learning
         tt.learning.set_learning(self.module, learning)
@@ -45,5 +56,7 @@ class TracetorchRunner(Runner):
         return [(layer.weight, layer.bias) for layer in self.module]
 
 
-def build(spec: NetSpec, learning: str = "trace", **layer_kwargs) -> TracetorchRunner:
-    return TracetorchRunner(spec, learning, **layer_kwargs)
+def build(spec: NetSpec, learning: str = "trace", **kwargs: Any) -> TracetorchRunner:
+    """``learning``: ``"trace"`` or ``"bptt"``; ``lif_kwargs`` / ``li_kwargs`` go to one layer
+    type, any other keyword to every layer (e.g. ``horizon=``, ``bias_correction=``)."""
+    return TracetorchRunner(spec, learning, **kwargs)

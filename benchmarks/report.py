@@ -1,0 +1,518 @@
+"""Turn the JSON results of a run into ``benchmarks.md`` (tables, goals) and ``bench_*.png``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from .accuracy import METHODS, summarize
+
+MiB = 2**20
+LIB_ORDER = ["tracetorch", "tracetorch-bptt", "snntorch", "norse", "spikingjelly", "floor"]
+LIB_LABEL = {
+    "tracetorch": "tracetorch (trace)",
+    "tracetorch-bptt": "tracetorch (BPTT mode)",
+    "snntorch": "snnTorch (BPTT)",
+    "norse": "Norse (BPTT)",
+    "spikingjelly": "SpikingJelly (BPTT)",
+    "floor": "floor (plain no-grad loop)",
+}
+METHOD_LABEL = {
+    "tracetorch-trace": "tracetorch trace",
+    "tracetorch-bptt": "tracetorch BPTT",
+    "snntorch-bptt": "snnTorch BPTT",
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _cost_index(rows: list[dict]) -> dict[tuple[str, int], dict]:
+    return {(r["library"], r["steps"]): r for r in rows}
+
+
+def _get(idx: dict, lib: str, steps: int, key: str) -> float | None:
+    r = idx.get((lib, steps))
+    return None if r is None or key not in r else r[key]
+
+
+# ----------------------------------------------------------------------------- goals
+def goals(cost: list[dict] | None, acc: list[dict] | None) -> list[tuple[str, str, str]]:
+    """``(goal, measured, verdict)`` for each goal of the benchmark issue."""
+    out: list[tuple[str, str, str]] = []
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+    if cost:
+        idx = _cost_index(cost)
+        steps = sorted({r["steps"] for r in cost})
+        lo = 100 if 100 in steps else steps[0]
+        hi = max(
+            (t for t in steps if _get(idx, "tracetorch", t, "train_peak") is not None), default=None
+        )
+        p_lo = _get(idx, "tracetorch", lo, "train_peak")
+        p_hi = _get(idx, "tracetorch", hi, "train_peak") if hi else None
+        if p_lo and p_hi is not None:
+            ratio = p_hi / p_lo
+            verdict_text = verdict(ratio <= 1.1)
+            if hi < 16000:
+                verdict_text += f" up to T={hi:,} (T=16,000 not run)"
+            out.append(
+                (
+                    f"tracetorch peak training memory flat: T=16,000 within 1.1x of T={lo}",
+                    f"T={hi:,}: {p_hi / MiB:.1f} MiB vs T={lo}: {p_lo / MiB:.1f} MiB "
+                    f"= {ratio:.2f}x",
+                    verdict_text,
+                )
+            )
+        t = 1000
+        tt_train = _get(idx, "tracetorch", t, "train_s")
+        snn_train = _get(idx, "snntorch", t, "train_s")
+        tt_fwd = _get(idx, "tracetorch", t, "fwd_s")
+        if tt_train and snn_train:
+            out.append(
+                (
+                    "train step at T=1000 at least 5x faster than snnTorch BPTT",
+                    f"{snn_train:.2f} s / {tt_train:.2f} s = {snn_train / tt_train:.1f}x",
+                    verdict(snn_train / tt_train >= 5),
+                )
+            )
+        if tt_train and tt_fwd:
+            out.append(
+                (
+                    "train step at T=1000 at most 1.3x its own no-grad forward",
+                    f"{tt_train:.2f} s / {tt_fwd:.2f} s = {tt_train / tt_fwd:.2f}x",
+                    verdict(tt_train / tt_fwd <= 1.3),
+                )
+            )
+    if acc:
+        summary = summarize(acc)
+        for key, limit in (("digits", 0.5), ("evidence-300", 3.0)):
+            s = summary.get(key, {})
+            tr, bp = s.get("tracetorch-trace"), s.get("tracetorch-bptt")
+            if tr and bp:
+                gap = bp["mean"] - tr["mean"]
+                out.append(
+                    (
+                        f"{key}: trace learning within {limit} points of BPTT",
+                        f"{tr['mean']:.1f} vs {bp['mean']:.1f} (gap {gap:+.1f}; n={tr['n']})",
+                        verdict(gap <= limit),
+                    )
+                )
+    return out
+
+
+# ----------------------------------------------------------------------------- plots
+def _series(idx: dict, lib: str, key: str, scale: float) -> list[tuple[int, float]]:
+    pts = sorted((t, _get(idx, lib, t, key)) for (name, t) in idx if name == lib)
+    return [(t, v / scale) for t, v in pts if v is not None and v > 0]
+
+
+def plots(cost: list[dict] | None, acc: list[dict] | None, img: Path) -> list[str]:
+    """Write the PNGs; return their file names (empty if matplotlib is missing)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    img.mkdir(parents=True, exist_ok=True)
+    names = []
+    if cost:
+        idx = _cost_index(cost)
+        libs = [lib for lib in LIB_ORDER if any(r["library"] == lib for r in cost)]
+        for key, fname, ylabel, title, scale in (
+            (
+                "train_peak",
+                "bench_memory.png",
+                "peak RSS above baseline (MiB)",
+                "Training-step memory vs sequence length",
+                MiB,
+            ),
+            (
+                "train_s",
+                "bench_time.png",
+                "seconds per training step",
+                "Training-step time vs sequence length",
+                1.0,
+            ),
+        ):
+            fig, ax = plt.subplots(figsize=(6.4, 4.4))
+            for lib in libs:
+                k = {"train_peak": "fwd_peak", "train_s": "fwd_s"}[key] if lib == "floor" else key
+                pts = _series(idx, lib, k, scale)
+                if not pts:
+                    continue
+                label = LIB_LABEL[lib] + (" (forward)" if lib == "floor" else "")
+                line = ax.plot(
+                    *zip(*pts, strict=True),
+                    "--" if lib == "floor" else "-",
+                    marker="o",
+                    label=label,
+                )[0]
+                if key == "train_s" and lib == "tracetorch":
+                    fw = _series(idx, lib, "fwd_s", 1.0)
+                    if fw:
+                        ax.plot(
+                            *zip(*fw, strict=True),
+                            ":",
+                            color=line.get_color(),
+                            label="tracetorch no-grad forward",
+                        )
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("sequence length T (steps)")
+            ax.set_ylabel(ylabel)
+            ax.set_title(title)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            fig.savefig(img / fname, dpi=110)
+            plt.close(fig)
+            names.append(fname)
+    if acc:
+        summary = summarize(acc)
+        tasks = list(summary)
+        if tasks:
+            fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(tasks)), 4.2))
+            width = 0.8 / len(METHODS)
+            for i, m in enumerate(METHODS):
+                xs = [j + (i - (len(METHODS) - 1) / 2) * width for j in range(len(tasks))]
+                means = [summary[t].get(m, {}).get("mean", 0.0) for t in tasks]
+                stds = [summary[t].get(m, {}).get("std", 0.0) for t in tasks]
+                ax.bar(xs, means, width, yerr=stds, capsize=3, label=METHOD_LABEL[m])
+            ax.set_xticks(range(len(tasks)), tasks)
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_ylim(0, 100)
+            ax.set_title("Accuracy, same network (mean +- std over seeds)")
+            ax.legend(fontsize=8, loc="lower right")
+            ax.grid(True, axis="y", alpha=0.3)
+            fig.tight_layout()
+            fig.savefig(img / "bench_accuracy.png", dpi=110)
+            plt.close(fig)
+            names.append("bench_accuracy.png")
+    return names
+
+
+# ----------------------------------------------------------------------------- markdown
+def _cost_tables(cost: list[dict], mem_cap_gb: float) -> str:
+    idx = _cost_index(cost)
+    steps = sorted({r["steps"] for r in cost})
+    libs = [lib for lib in LIB_ORDER if any(r["library"] == lib for r in cost)]
+    header = ["library", *[f"T={t:,}" for t in steps]]
+    notes: dict[str, str] = {}
+
+    def cell(lib: str, t: int, key: str, scale: float = 1.0, digits: int = 3) -> str:
+        r = idx.get((lib, t))
+        if r is None:
+            return ""
+        if "skipped" in r or "error" in r:
+            why = r.get("skipped") or r.get("error")
+            mark = (
+                f"[{len(notes) + 1}]"
+                if why not in notes.values()
+                else next(k for k, v in notes.items() if v == why)
+            )
+            notes.setdefault(mark, why)
+            return f"skip {mark}" if "skipped" in r else f"error {mark}"
+        if key not in r:
+            return "-"
+        return _fmt(max(r[key], 0) / scale, digits)
+
+    parts = []
+    specs = [
+        (
+            "Peak RSS above baseline during a training step (MiB)",
+            "train_peak",
+            MiB,
+            [lib for lib in libs if lib != "floor"],
+        ),
+        (
+            "Bytes saved for backward in a training step (MiB)",
+            "saved",
+            MiB,
+            [lib for lib in libs if lib != "floor"],
+        ),
+        ("Median training-step time (s)", "train_s", 1.0, [lib for lib in libs if lib != "floor"]),
+        ("Median no-grad forward time (s)", "fwd_s", 1.0, libs),
+        ("Peak RSS above baseline during a no-grad forward (MiB)", "fwd_peak", MiB, libs),
+    ]
+    for title, key, scale, which in specs:
+        rows = [[LIB_LABEL[lib], *[cell(lib, t, key, scale) for t in steps]] for lib in which]
+        parts.append(f"**{title}**\n\n" + _table(header, rows))
+
+    # ratios
+    rows = []
+    for t in steps:
+        g = lambda lib, k, t=t: _get(idx, lib, t, k)  # noqa: E731
+        tt_tr, tt_fw, tt_pk = (
+            g("tracetorch", "train_s"),
+            g("tracetorch", "fwd_s"),
+            g("tracetorch", "train_peak"),
+        )
+        sn_tr, sn_pk = g("snntorch", "train_s"), g("snntorch", "train_peak")
+        fl = g("floor", "fwd_s")
+
+        def ratio(a: float | None, b: float | None) -> str:
+            return "-" if not a or not b else f"{a / b:.2f}x"
+
+        rows.append(
+            [
+                f"{t:,}",
+                ratio(sn_tr, tt_tr),
+                ratio(sn_pk, tt_pk),
+                ratio(tt_tr, tt_fw),
+                ratio(tt_tr, fl),
+                ratio(tt_fw, fl),
+                ratio(sn_tr, fl),
+            ]
+        )
+    parts.append(
+        "**Ratios** (speed-up and memory saving vs snnTorch: snnTorch / tracetorch; vs the "
+        "floor: library / floor forward)\n\n"
+        + _table(
+            [
+                "T",
+                "snnTorch / tt train time",
+                "snnTorch / tt train memory",
+                "tt train / tt forward",
+                "tt train / floor",
+                "tt forward / floor",
+                "snnTorch train / floor",
+            ],
+            rows,
+        )
+    )
+    if notes:
+        parts.append("\n".join(f"{k} {v}" for k, v in notes.items()))
+    return "\n\n".join(parts)
+
+
+def _accuracy_table(acc: list[dict]) -> str:
+    summary = summarize(acc)
+    rows = []
+    for key, by_method in summary.items():
+        cells = []
+        for m in METHODS:
+            s = by_method.get(m)
+            cells.append("-" if s is None else f"{s['mean']:.1f} +- {s['std']:.1f} (n={s['n']})")
+        tr, bp = by_method.get("tracetorch-trace"), by_method.get("tracetorch-bptt")
+        gap = "-" if not (tr and bp) else f"{bp['mean'] - tr['mean']:+.1f}"
+        cfg = next(r for r in acc if r.get("key") == key and "test_acc" in r)
+        setting = f"T={cfg['steps']}, {cfg['epochs']} ep, lr {cfg['lr']:g}"
+        setting += f", readout beta {cfg['readout_beta']:.4g}"
+        if cfg.get("tt_kwargs"):
+            setting += ", tt: " + ", ".join(f"{k}={v}" for k, v in cfg["tt_kwargs"].items())
+        rows.append([key, *cells, gap, setting])
+    text = _table(["task", *[METHOD_LABEL[m] for m in METHODS], "BPTT - trace", "setting"], rows)
+    stopped = [r for r in acc if r.get("stopped")]
+    failed = [r for r in acc if r.get("error")]
+    notes = [f"- {r['key']} {r['method']} seed {r['seed']}: {r['stopped']}" for r in stopped]
+    notes += [f"- {r['key']} {r['method']} seed {r['seed']}: {r['error']}" for r in failed]
+    mean_s: dict[str, list[float]] = {}
+    for r in acc:
+        if "train_s" in r:
+            mean_s.setdefault(f"{r['key']}|{r['method']}", []).append(r["train_s"])
+    trows = []
+    for key in summary:
+        trows.append(
+            [
+                key,
+                *[
+                    _fmt(sum(v) / len(v)) if (v := mean_s.get(f"{key}|{m}")) else "-"
+                    for m in METHODS
+                ],
+            ]
+        )
+    text += "\n\nTraining time per run (s, mean over seeds):\n\n" + _table(
+        ["task", *[METHOD_LABEL[m] for m in METHODS]], trows
+    )
+    if notes:
+        text += "\n\n" + "\n".join(notes)
+    return text
+
+
+def _fidelity_table(acc: list[dict]) -> str:
+    rows = []
+    by_key: dict[str, list[dict]] = {}
+    for r in acc:
+        if r.get("method") == "tracetorch-trace" and "fidelity_init" in r:
+            by_key.setdefault(r["key"], []).append(r)
+    for key, runs in by_key.items():
+        layers = sorted(runs[0]["fidelity_init"]["trace_vs_bptt"]["layer"], key=int)
+        for layer in layers:
+
+            def mean(stage: str, which: str, layer=layer, runs=runs) -> str:
+                vals = [r[stage][which]["layer"][layer] for r in runs if which in r.get(stage, {})]
+                return "-" if not vals else f"{sum(vals) / len(vals):.3f}"
+
+            w = f"{layer}.weight"
+
+            def wmean(stage: str, w=w, runs=runs) -> str:
+                vals = [r[stage]["trace_vs_bptt"]["param"].get(w) for r in runs if stage in r]
+                vals = [v for v in vals if v is not None]
+                return "-" if not vals else f"{sum(vals) / len(vals):.3f}"
+
+            rows.append(
+                [
+                    key,
+                    layer,
+                    mean("fidelity_init", "trace_vs_bptt"),
+                    wmean("fidelity_init"),
+                    mean("fidelity_final", "trace_vs_bptt"),
+                    wmean("fidelity_final"),
+                    mean("fidelity_init", "bptt_vs_bptt_surrogate"),
+                    mean("fidelity_final", "bptt_vs_bptt_surrogate"),
+                ]
+            )
+    return _table(
+        [
+            "task",
+            "layer",
+            "trace vs BPTT, init (all params)",
+            "init (weight)",
+            "after training (all)",
+            "after (weight)",
+            "BPTT atan vs fast-sigmoid, init",
+            "after",
+        ],
+        rows,
+    )
+
+
+def write_report(
+    out_md: Path,
+    img_dir: Path,
+    env: dict[str, Any],
+    cost: list[dict] | None,
+    acc: list[dict] | None,
+    dynamics: dict | None,
+    settings: dict[str, Any],
+    peers_missing: dict[str, str],
+) -> None:
+    """Write the markdown report and its plots."""
+    img_names = plots(cost, acc, img_dir)
+    rel = Path(__import__("os").path.relpath(img_dir, out_md.parent))
+    v = env["versions"]
+    kind = (
+        "**Quick validation run** (`--quick`): small settings, not the reference numbers."
+        if settings.get("quick")
+        else "Full run."
+    )
+    lines = [
+        "# Benchmarks: tracetorch vs snnTorch, Norse and SpikingJelly",
+        "",
+        f"> {kind} Generated by `{settings.get('command', 'python -m benchmarks.run')}`.",
+        "",
+        f"- date: {env['date']}; commit {env.get('commit')}",
+        f"- machine: {env['cpu']}, {env['cpu_count']} CPUs, "
+        f"{(env.get('memory_bytes') or 0) / 2**30:.0f} GiB; {env['platform']}; "
+        f"load average at start {tuple(round(x, 2) for x in env['loadavg_at_start'] or ())}",
+        f"- threads: {env['threads']} (torch intra- and inter-op, OMP/MKL)",
+        "- versions: " + ", ".join(f"{k} {v[k]}" for k in v if v[k]) + f", Python {env['python']}",
+    ]
+    if peers_missing:
+        lines.append("- not available: " + "; ".join(f"{k}: {w}" for k, w in peers_missing.items()))
+    lines += ["", "## Goals", ""]
+    g = goals(cost, acc)
+    lines.append(
+        _table(["goal", "measured", "verdict"], [list(x) for x in g]) if g else "(no results)"
+    )
+    if dynamics:
+        lines += [
+            "",
+            "## Same network in every library",
+            "",
+            "Each peer gets tracetorch's initial weights and the same input; agreement of "
+            "the spike trains with tracetorch's, per hidden layer, and the largest readout "
+            "difference:",
+            "",
+        ]
+        rows = []
+        for lib, d in dynamics.items():
+            if "error" in d:
+                rows.append([lib, "error: " + d["error"], "", ""])
+            else:
+                rows.append(
+                    [
+                        lib,
+                        ", ".join(f"{a:.5f}" for a in d["layer_agreement"]),
+                        f"{d['readout_max_abs_diff']:.2g} (scale {d['readout_scale']:.2g})",
+                        f"{d['steps']}",
+                    ]
+                )
+        lines.append(
+            _table(["library", "spike agreement per layer", "readout max |diff|", "steps"], rows)
+        )
+        rates = next((d.get("spike_rates") for d in dynamics.values() if "spike_rates" in d), None)
+        if rates:
+            lines.append(
+                "\nHidden-layer spike rates (tracetorch): "
+                + ", ".join(f"{r:.3f}" for r in rates)
+                + " spikes per step."
+            )
+    if cost:
+        c = settings.get("cost", {})
+        lines += [
+            "",
+            "## 1. Cost vs sequence length",
+            "",
+            f"Network 64-128-128-10 (LIF, LIF, LI readout), beta 0.9, threshold 1, "
+            f"subtractive reset; Bernoulli input p=0.2 streamed in chunks of "
+            f"{c.get('chunk', 100)} steps; batch {c.get('batch', 64)}; Adam. A training "
+            "step = reset, T steps, cross-entropy on the last readout, backward, Adam "
+            "step. Each (library, T) in a fresh process, one thread; medians of "
+            f"up to {c.get('max_reps', 5)} repetitions within {c.get('budget_s')} s; "
+            f"runs predicted to pass {c.get('mem_cap_gb')} GB are skipped.",
+            "",
+        ]
+        for name in ("bench_memory.png", "bench_time.png"):
+            if name in img_names:
+                lines.append(f"![{name}]({rel / name})")
+        lines += ["", _cost_tables(cost, c.get("mem_cap_gb", 8.0))]
+    if acc:
+        lines += [
+            "",
+            "## 2. Accuracy",
+            "",
+            "Test accuracy (%), mean +- std over seeds; same architecture "
+            "(n_in-128-128-n_out, LIF, LIF, LI), data, epochs and learning rate for every "
+            "method; loss: cross-entropy on the readout at the last step.",
+            "",
+        ]
+        if "bench_accuracy.png" in img_names:
+            lines.append(f"![accuracy]({rel / 'bench_accuracy.png'})\n")
+        lines.append(_accuracy_table(acc))
+        fid = _fidelity_table(acc)
+        lines += [
+            "",
+            "## 3. Gradient fidelity",
+            "",
+            "Cosine between trace and BPTT gradients (same parameters, same input, summed "
+            "over the first test batches), per layer (all its parameters) and for its "
+            "weight; at initialisation and after trace training (mean over seeds). The "
+            "last columns are the yardstick: two BPTT runs that differ only in the "
+            "surrogate.",
+            "",
+            fid,
+        ]
+    lines += ["", "## Notes", "", settings.get("notes", "").strip(), ""]
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    out_md.write_text("\n".join(lines))

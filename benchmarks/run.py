@@ -1,0 +1,225 @@
+"""Run the benchmark suite and write the report: ``python -m benchmarks.run [--quick]``.
+
+Cases, in this order (the cost case runs alone, one process at a time, for clean timings):
+
+0. ``dynamics``: every peer runs the same network (spike agreement from the same weights);
+1. ``cost``: memory and time of a training step vs sequence length (:mod:`benchmarks.cost`);
+2. ``accuracy``: trace learning vs BPTT vs snnTorch on the bundled tasks, with
+   3. gradient fidelity measured inside the trace runs (:mod:`benchmarks.accuracy`,
+   :mod:`benchmarks.fidelity`).
+
+The full run writes ``benchmarks/results/*.json``, ``docs/benchmarks.md`` and
+``docs/img/bench_*.png``; ``--quick`` (a few minutes, small settings) writes the same under
+``out/bench-quick/`` unless ``--out`` says otherwise. ``--report-only`` rebuilds the report from
+the JSON already there; cases not run this time are taken from it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .accuracy import FIDELITY_TASKS, FULL_TASKS, METHODS, quick_tasks, run_accuracy
+from .common import RESULTS, ROOT, machine_info, read_json, set_threads, write_json
+from .cost import COST_LIBRARIES, FULL_STEPS, run_cost
+from .report import write_report
+
+CASES = ("dynamics", "cost", "accuracy", "fidelity")
+
+QUICK = {
+    "cost": {"steps": [100, 1000], "budget_s": 10.0, "max_reps": 3, "mem_cap_gb": 4.0},
+    "accuracy": {"seeds": [0], "jobs": 2, "budget_s": 120.0},
+}
+FULL = {
+    "cost": {"steps": FULL_STEPS, "budget_s": 120.0, "max_reps": 5, "mem_cap_gb": 8.0},
+    "accuracy": {"seeds": [0, 1, 2], "jobs": 2, "budget_s": 1200.0},
+}
+
+NOTES = """
+How each library is set up to run the same discrete network (checked above: identical spikes
+from identical weights):
+
+- **tracetorch**: `tt.nn.Sequential(tt.nn.LIF(64, 128, beta=0.9, threshold=1.0), tt.nn.LIF(128,
+  128, ...), tt.nn.LI(128, 10, beta=0.9))`, library defaults otherwise (beta and threshold
+  learnable, trace decay 0.95, bias correction on, mean-field rate). A chunk `[t, B, F]` is one
+  call (its sequence path); the loss is on the last output. "BPTT mode" is the same network
+  under `tt.learning.set_learning(net, "bptt")` (ATan surrogate).
+- **snnTorch**: `nn.Linear` + `snn.Leaky(beta, threshold, reset_mechanism="subtract",
+  reset_delay=False)`, readout `snn.Leaky(reset_mechanism="none")` (its membrane), stepped in a
+  Python loop. `reset_delay=False` puts the reset in the step of the spike, as tracetorch
+  (snnTorch's default delays it one step). Spikes at `m > theta` (tracetorch: `>=`). Beta and
+  threshold fixed (snnTorch's default): snnTorch learns beta unconstrained and clamps it, which
+  wrecked the slow evidence readout in a probe (63% vs 94%).
+- **Norse**: `nn.Linear` + `LIFBoxCell` (no synaptic current) with `reset_subtract`, readout
+  `LIBoxCell`. Norse's Euler step `v += dt/tau (v_leak - v + i)` decays the input too, so with
+  dt/tau = 0.1 the current is scaled by 10 to give `v = 0.9 v + c` (one extra multiply per layer
+  and step). Fixed beta and threshold; SuperSpike surrogate (Norse's default).
+- **SpikingJelly** (activation_based): `layer.Linear` + `neuron.LIFNode(tau=10.0,
+  decay_input=False, v_reset=None, surrogate_function=surrogate.ATan())` in multi-step mode
+  (`step_mode="m"`, torch backend: the GPU backends do not run on CPU). No leaky-integrator
+  readout keeps its state across calls (`NonSpikingLIFNode` restarts at zero each call), so
+  the readout is a `LIFNode` with `v_threshold=1e9` whose `.v` is read. Fixed beta/threshold.
+- **floor**: the same dynamics as a plain per-step PyTorch loop under `no_grad` (addmm, decay,
+  threshold, in-place reset): the cost of the arithmetic alone.
+
+Memory: peak RSS (kernel high-water mark, reset with `/proc/self/clear_refs`) during the
+measured step minus the RSS just before it, after a warm-up step, `gc` and `malloc_trim`;
+workers run with `MALLOC_MMAP_THRESHOLD_=65536` so freed blocks return to the OS. "Saved for
+backward" counts unique storages packed by `torch.autograd.graph.saved_tensors_hooks`.
+Accuracy runs: Adam, batch 64, cross-entropy on the readout at the last step, seeds vary the
+initialisation, split and spike noise. Evidence tasks use a readout whose time constant is the
+trial length (beta = 1 - 1/T) in every method, and tracetorch traces with horizon T (the
+evidence is at the start of the trial; the default horizon of 20 steps would see only the
+recall cue).
+"""
+
+
+def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """``(results dir, markdown file, image dir)`` for this run."""
+    if args.out is not None:
+        out = Path(args.out)
+        return out / "results", out / "benchmarks.md", out / "img"
+    if args.quick:
+        out = ROOT / "out" / "bench-quick"
+        return out / "results", out / "benchmarks.md", out / "img"
+    return RESULTS, ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "img"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="small settings, a few minutes")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated subset of {CASES}"
+    )
+    parser.add_argument("--out", help="write results, report and images under this folder")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild the report")
+    parser.add_argument("--libs", help="cost-case libraries (default: all)")
+    parser.add_argument("--steps", help="cost-case sequence lengths, e.g. 100,1000")
+    parser.add_argument("--tasks", help="accuracy tasks, e.g. digits,evidence-300")
+    parser.add_argument("--seeds", help="accuracy seeds, e.g. 0,1,2")
+    parser.add_argument("--jobs", type=int, help="accuracy runs at once (default 2)")
+    parser.add_argument("--mem-cap-gb", type=float, help="skip cost runs above this RSS")
+    parser.add_argument("--budget", type=float, help="seconds per cost (library, T) run")
+    args = parser.parse_args(argv)
+
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown case(s) {sorted(unknown)}; expected some of {CASES}")
+    cfg = QUICK if args.quick else FULL
+    cost_cfg = dict(cfg["cost"])
+    if args.steps:
+        cost_cfg["steps"] = [int(s) for s in args.steps.split(",")]
+    if args.mem_cap_gb:
+        cost_cfg["mem_cap_gb"] = args.mem_cap_gb
+    if args.budget:
+        cost_cfg["budget_s"] = args.budget
+    acc_cfg = dict(cfg["accuracy"])
+    if args.seeds:
+        acc_cfg["seeds"] = [int(s) for s in args.seeds.split(",")]
+    if args.jobs:
+        acc_cfg["jobs"] = args.jobs
+    tasks = quick_tasks() if args.quick else dict(FULL_TASKS)
+    if args.tasks:
+        wanted = args.tasks.split(",")
+        missing = [t for t in wanted if t not in FULL_TASKS]
+        if missing:
+            parser.error(f"unknown task(s) {missing}; expected some of {sorted(FULL_TASKS)}")
+        tasks = {t: tasks.get(t, FULL_TASKS[t]) for t in wanted}
+
+    results, md, img = _paths(args)
+    set_threads(1)
+    t_start = time.monotonic()
+    env = machine_info(threads=1)
+    command = "python -m benchmarks.run" + ("" if argv is None else " " + shlex.join(argv))
+    if argv is None:
+        command = "python -m benchmarks.run " + shlex.join(sys.argv[1:])
+
+    from .peers import available
+
+    libs = args.libs.split(",") if args.libs else COST_LIBRARIES
+    base_libs = sorted({lib.replace("-bptt", "") for lib in libs} | {"snntorch"})
+    _, peers_missing = available(base_libs)
+
+    if not args.report_only:
+        write_json(results / "env.json", {**env, "peers_missing": peers_missing})
+        if "dynamics" in cases:
+            from .dynamics import agreement
+
+            print("== dynamics check")
+            write_json(
+                results / "dynamics.json", agreement(["snntorch", "norse", "spikingjelly", "floor"])
+            )
+        if "cost" in cases:
+            print("== cost vs sequence length")
+            usable = [lib for lib in libs if lib.replace("-bptt", "") not in peers_missing]
+            rows = run_cost(
+                usable,
+                cost_cfg["steps"],
+                budget_s=cost_cfg["budget_s"],
+                max_reps=cost_cfg["max_reps"],
+                mem_cap_gb=cost_cfg["mem_cap_gb"],
+            )
+            rows += [
+                {"library": lib, "steps": t, "error": peers_missing[lib]}
+                for lib in libs
+                if lib in peers_missing
+                for t in cost_cfg["steps"]
+            ]
+            write_json(results / "cost.json", {"settings": cost_cfg, "rows": rows})
+        if "accuracy" in cases or "fidelity" in cases:
+            print("== accuracy and gradient fidelity")
+            methods = METHODS if "accuracy" in cases else ["tracetorch-trace"]
+            run_tasks = (
+                tasks
+                if "accuracy" in cases
+                else {k: v for k, v in tasks.items() if k in FIDELITY_TASKS}
+            )
+            rows = run_accuracy(
+                run_tasks,
+                [m for m in methods if not (m == "snntorch-bptt" and "snntorch" in peers_missing)],
+                acc_cfg["seeds"],
+                jobs=acc_cfg["jobs"],
+                budget_s=acc_cfg["budget_s"],
+            )
+            write_json(results / "accuracy.json", {"settings": acc_cfg, "rows": rows})
+        write_json(
+            results / "env.json",
+            {
+                **env,
+                "peers_missing": peers_missing,
+                "wall_s": time.monotonic() - t_start,
+            },
+        )
+
+    env = read_json(results / "env.json") or env
+    cost = read_json(results / "cost.json")
+    acc = read_json(results / "accuracy.json")
+    settings: dict[str, Any] = {
+        "quick": args.quick,
+        "command": command.strip(),
+        "cost": {**((cost or {}).get("settings") or cost_cfg), "chunk": 100, "batch": 64},
+        "notes": NOTES
+        + (f"\nWall time of this run: {env['wall_s'] / 60:.1f} min." if env.get("wall_s") else ""),
+    }
+    write_report(
+        md,
+        img,
+        env,
+        (cost or {}).get("rows"),
+        (acc or {}).get("rows"),
+        read_json(results / "dynamics.json"),
+        settings,
+        env.get("peers_missing", peers_missing),
+    )
+    print(f"== report: {md}")
+
+
+if __name__ == "__main__":
+    main()
