@@ -1,6 +1,7 @@
 """Stateless math of tracetorch: traces, neuron steps, rate functions, surrogate spikes."""
 
-from .neurons import li_run, li_step, lif_run, lif_step, lis_run
+from ._cpp import BACKENDS, get_backend, set_backend
+from .neurons import li_run, li_run_, li_step, lif_run, lif_run_, lif_step, lis_run, lis_run_
 from .rates import (
     RATE_FUNCTIONS,
     get_rate_fn,
@@ -24,6 +25,7 @@ from .traces import (
 )
 
 __all__ = [
+    "BACKENDS",
     "RATE_FUNCTIONS",
     "SURROGATES",
     "atan",
@@ -31,6 +33,7 @@ __all__ = [
     "decay_from_horizon",
     "decay_from_tau",
     "fast_sigmoid",
+    "get_backend",
     "get_rate_fn",
     "get_surrogate",
     "halflife_from_decay",
@@ -38,13 +41,17 @@ __all__ = [
     "horizon_from_decay",
     "li_average",
     "li_run",
+    "li_run_",
     "li_step",
     "lif_run",
+    "lif_run_",
     "lif_step",
     "lis_average",
     "lis_run",
+    "lis_run_",
     "log_rate",
     "mean_field_rate",
+    "set_backend",
     "smooth_clamp",
     "stationary_value",
     "trace_mean",

@@ -37,30 +37,72 @@ __all__ = [
 ]
 
 
+#: Steps larger than this (elements of ``x[0]``) with a per-channel decay take the in-place
+#: recursion on the CPU rather than the weighted sum: measured on a 1-thread Xeon, the sum wins
+#: below (``[64, 64]``: 0.8 vs 2.5 us/step), the loop above (``[64, 1024]``: 14 vs 57 us/step).
+PER_CHANNEL_LOOP_MIN = 8192
+
+
 def trace_step(t: Tensor, x: Tensor, d: Tensor | float) -> Tensor:
     """One trace update ``t * d + x``. Shapes broadcast: ``t, x: [B, F]``, ``d: [F]``."""
     return t * d + x
 
 
-def trace_run(t: Tensor, x: Tensor, d: Tensor) -> Tensor:
-    r"""The trace after a whole sequence, in closed form (no loop over time).
+def trace_run(t: Tensor, x: Tensor, d: Tensor | float) -> Tensor:
+    r"""The trace after a whole sequence, without a Python loop where it pays.
 
     .. math:: t_T = d^T t_0 + \sum_{k=0}^{T-1} d^{T-1-k} x_k
 
+    How it is evaluated (all forms agree with ``T`` calls of :func:`trace_step` to float
+    rounding; ``T = 1`` is exactly :func:`trace_step`):
+
+    - one decay for all channels (``d`` a float or a tensor of one element): the sum is one
+      matrix-vector product ``w @ x.view(T, -1)`` with ``w_k = d^(T-1-k)``, one read of ``x``.
+      Pass a 0-dim ``d`` whenever the decay is shared: it is the fastest form by far;
+    - one decay per channel: the weighted sum ``(x * w).sum(0)`` (one temporary of ``x``'s
+      size; bound it by passing chunks), or, on the CPU for steps of more than
+      ``PER_CHANNEL_LOOP_MIN`` elements and without autograd, the recursion itself as one fused
+      multiply-add per step in one buffer (faster there, no temporary).
+
+    Numerics: the weights are computed directly as powers (no repeated multiplication), and
+    powers below the smallest normal float are set to 0 (they would be subnormal and slow; their
+    contribution is below float resolution). In float32 the closed form is as accurate as the
+    float32 recursion or better; against a float64 reference both stay within ``1e-5``
+    relative for ``T = 10^4`` and ``d = 0.999`` (see ``docs/speed.md``).
+
     Args:
-        t: trace before the sequence, ``[B, F]``.
+        t: trace before the sequence, ``[B, F]`` (any shape of one step).
         x: inputs, ``[T, B, F]``.
-        d: decay per channel, ``[F]``, in (0, 1).
+        d: decay in (0, 1): one per channel (broadcastable to ``t``, usually ``[F]``), or one
+            value for all.
 
     Returns:
-        the trace after the last step, ``[B, F]``. Equal (to float rounding) to ``T`` calls
-        of :func:`trace_step`.
+        the trace after the last step, a new tensor of ``t``'s shape.
     """
     steps = x.shape[0]
-    d = d.to(x.dtype)
+    if steps == 0:
+        return t.clone()
+    d = torch.as_tensor(d, dtype=x.dtype, device=x.device)
+    if steps == 1:
+        return trace_step(t, x[0], d)
     powers = torch.arange(steps - 1, -1, -1, device=x.device, dtype=x.dtype)
-    weights = d.unsqueeze(0) ** powers.unsqueeze(1)  # [T, F]: d^(T-1-k)
-    return t * d**steps + torch.einsum("tbf,tf->bf", x, weights)
+    tiny = torch.finfo(x.dtype).tiny
+    if d.numel() == 1:
+        d = d.reshape(())
+        w = d**powers  # [T]: d^(T-1-k)
+        w = w.masked_fill(w < tiny, 0.0)
+        s = (w @ x.reshape(steps, -1)).view(x.shape[1:])
+        return s + t * d**steps
+    grad = torch.is_grad_enabled() and (t.requires_grad or x.requires_grad or d.requires_grad)
+    if x.device.type == "cpu" and not grad and x[0].numel() > PER_CHANNEL_LOOP_MIN:
+        out = t.clone()
+        for x_k in x.unbind(0):
+            torch.addcmul(x_k, out, d, out=out)
+        return out
+    lead = (1,) * (x.dim() - 1 - d.dim())
+    w = d.unsqueeze(0) ** powers.view(steps, *(1,) * d.dim())  # [T, *d.shape]
+    w = w.masked_fill(w < tiny, 0.0).view(steps, *lead, *d.shape)
+    return (x * w).sum(0) + t * d**steps
 
 
 def trace_mean(t: Tensor, d: Tensor, steps: int | None = None) -> Tensor:

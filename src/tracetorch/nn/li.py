@@ -39,7 +39,8 @@ class LI(TraceLayer):
         self.reset_parameters()
 
     def _dynamics(self, c: Tensor, m: Tensor, bptt: bool) -> tuple[Tensor, Tensor]:
-        return tf.li_run(c, m, self.beta)
+        run = tf.li_run if bptt else tf.li_run_
+        return run(c, m, self.beta)
 
     def average_output(self, a: Tensor) -> Tensor:
         return tf.li_average(F.linear(a, self.weight, self.bias), self.beta)
@@ -67,7 +68,8 @@ class LIS(TraceLayer):
         self.reset_parameters()
 
     def _dynamics(self, c: Tensor, m: Tensor, bptt: bool) -> tuple[Tensor, Tensor]:
-        return tf.lis_run(c, m, self.beta)
+        run = tf.lis_run if bptt else tf.lis_run_
+        return run(c, m, self.beta)
 
     def average_output(self, a: Tensor) -> Tensor:
         return tf.lis_average(F.linear(a, self.weight, self.bias), self.beta)

@@ -99,8 +99,9 @@ class LIF(TraceLayer):
         return F.softplus(self.threshold_raw)
 
     def _dynamics(self, c: Tensor, m: Tensor, bptt: bool) -> tuple[Tensor, Tensor]:
-        spike_fn = self.surrogate if bptt else tf.heaviside
-        return tf.lif_run(c, m, self.beta, self.threshold, spike_fn)
+        if bptt:
+            return tf.lif_run(c, m, self.beta, self.threshold, self.surrogate)
+        return tf.lif_run_(c, m, self.beta, self.threshold)
 
     def average_output(self, a: Tensor) -> Tensor:
         return self.rate_fn(F.linear(a, self.weight, self.bias), self.beta, self.threshold)
