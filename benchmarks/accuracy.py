@@ -45,6 +45,17 @@ FULL_TASKS: dict[str, dict[str, Any]] = {
         for d in (0, 100, 300, 1000)
     },
 }
+#: trace-learning options of the design, tried against the default (the ``ablation`` case)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "no-bias-correction": {"bias_correction": False},
+    "log-rate": {"lif_kwargs": {"rate_fn": "log"}},
+    # the readout's input-trace decay tied to its membrane decay (exact LI reconstruction)
+    "tied-readout": {"li_kwargs": {"trace_decay": "readout_beta", "horizon": None}},
+    "short-horizon": {"horizon": 20.0},
+}
+ABLATION_TASKS = ("digits", "evidence-100", "evidence-300")
+
 FIDELITY_TASKS = {"digits", "evidence-0", "evidence-100", "evidence-300", "evidence-1000"}
 
 
@@ -61,6 +72,21 @@ def quick_tasks() -> dict[str, dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- one run
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``extra``, one level deep for the ``*_kwargs`` dicts."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = {**out.get(k, {}), **v} if isinstance(v, dict) else v
+    return out
+
+
+def _substitute(value: Any, names: dict[str, Any]) -> Any:
+    """Replace the placeholder strings (``"trial"``, ``"readout_beta"``) by their values."""
+    if isinstance(value, dict):
+        return {k: _substitute(v, names) for k, v in value.items()}
+    return names.get(value, value) if isinstance(value, str) else value
+
+
 def _make_task(name: str, seed: int, kwargs: dict[str, Any]):
     import tracetorch as tt
 
@@ -124,9 +150,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     readout_beta = job.get("readout_beta", 0.9)
     if readout_beta == "trial":
         readout_beta = 1.0 - 1.0 / steps
-    tt_kwargs = {
-        k: (float(steps) if v == "trial" else v) for k, v in job.get("tt_kwargs", {}).items()
-    }
+    tt_kwargs = _merge(job.get("tt_kwargs", {}), VARIANTS[job.get("variant", "default")])
+    tt_kwargs = _substitute(tt_kwargs, {"trial": float(steps), "readout_beta": readout_beta})
     spec = NetSpec(
         n_in=task.n_inputs, hidden=(128, 128), n_out=task.n_classes, readout_beta=readout_beta
     )
@@ -207,31 +232,39 @@ def run_accuracy(
     jobs: int = 2,
     budget_s: float = 1800.0,
     fidelity_tasks: set[str] = FIDELITY_TASKS,
+    variants: list[str] = ("default",),
     python: str = sys.executable,
     log=print,
 ) -> list[dict[str, Any]]:
-    """Run every (task, method, seed) as a subprocess, ``jobs`` at a time; return the rows."""
+    """Run every (task, method, seed) as a subprocess, ``jobs`` at a time; return the rows.
+
+    ``variants`` (names in :data:`VARIANTS`) apply to tracetorch trace learning only; a
+    variant other than ``"default"`` runs without the fidelity measurement.
+    """
     todo = []
     for key, cfg in tasks.items():
         for method in methods:
-            for seed in seeds:
-                todo.append(
-                    {
-                        **cfg,
-                        "key": key,
-                        "method": method,
-                        "seed": seed,
-                        "budget_s": budget_s,
-                        "fidelity": key in fidelity_tasks,
-                    }
-                )
+            for variant in variants if method == "tracetorch-trace" else ["default"]:
+                for seed in seeds:
+                    todo.append(
+                        {
+                            **cfg,
+                            "key": key,
+                            "method": method,
+                            "variant": variant,
+                            "seed": seed,
+                            "budget_s": budget_s,
+                            "fidelity": key in fidelity_tasks and variant == "default",
+                        }
+                    )
 
     def one(job: dict[str, Any]) -> dict[str, Any]:
         row = _run_subprocess(job, python, timeout_s=budget_s * 2 + 600)
         status = row.get("error") or (
             f"acc {row['test_acc']:5.1f}%  {row['train_s']:6.0f} s  {row['epochs_done']} epochs"
         )
-        log(f"  accuracy: {job['key']:14s} {job['method']:17s} seed {job['seed']}  {status}")
+        name = job["method"] + ("" if job["variant"] == "default" else f"[{job['variant']}]")
+        log(f"  accuracy: {job['key']:14s} {name:17s} seed {job['seed']}  {status}")
         return row
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -243,7 +276,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
     acc: dict[str, dict[str, list[float]]] = {}
     for r in rows:
         if "test_acc" in r:
-            acc.setdefault(r["key"], {}).setdefault(r["method"], []).append(r["test_acc"])
+            method = r["method"]
+            if r.get("variant", "default") != "default":
+                method += f"[{r['variant']}]"
+            acc.setdefault(r["key"], {}).setdefault(method, []).append(r["test_acc"])
     return {
         key: {
             m: {

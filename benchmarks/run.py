@@ -23,12 +23,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .accuracy import FIDELITY_TASKS, FULL_TASKS, METHODS, quick_tasks, run_accuracy
+from .accuracy import (
+    ABLATION_TASKS,
+    FIDELITY_TASKS,
+    FULL_TASKS,
+    METHODS,
+    VARIANTS,
+    quick_tasks,
+    run_accuracy,
+)
 from .common import RESULTS, ROOT, machine_info, read_json, set_threads, write_json
 from .cost import COST_LIBRARIES, FULL_STEPS, run_cost
 from .report import write_report
 
-CASES = ("dynamics", "cost", "accuracy", "fidelity")
+CASES = ("dynamics", "cost", "accuracy", "fidelity", "ablation")
 
 QUICK = {
     "cost": {"steps": [100, 1000], "budget_s": 10.0, "max_reps": 3, "mem_cap_gb": 4.0},
@@ -189,6 +197,19 @@ def main(argv: list[str] | None = None) -> None:
                 budget_s=acc_cfg["budget_s"],
             )
             write_json(results / "accuracy.json", {"settings": acc_cfg, "rows": rows})
+        if "ablation" in cases:
+            print("== ablation: trace-learning options")
+            abl_tasks = {k: v for k, v in tasks.items() if k in ABLATION_TASKS}
+            rows = run_accuracy(
+                abl_tasks,
+                ["tracetorch-trace"],
+                acc_cfg["seeds"],
+                jobs=acc_cfg["jobs"],
+                budget_s=acc_cfg["budget_s"],
+                fidelity_tasks=set(),
+                variants=list(VARIANTS),
+            )
+            write_json(results / "ablation.json", {"settings": acc_cfg, "rows": rows})
         write_json(
             results / "env.json",
             {
@@ -201,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     env = read_json(results / "env.json") or env
     cost = read_json(results / "cost.json")
     acc = read_json(results / "accuracy.json")
+    ablation = read_json(results / "ablation.json")
     settings: dict[str, Any] = {
         "quick": args.quick,
         "command": command.strip(),
@@ -217,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         read_json(results / "dynamics.json"),
         settings,
         env.get("peers_missing", peers_missing),
+        (ablation or {}).get("rows"),
     )
     print(f"== report: {md}")
 
