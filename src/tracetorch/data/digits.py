@@ -1,6 +1,11 @@
-"""scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes), as features.
+r"""scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes).
 
-Needs scikit-learn (``pip install tracetorch[examples]``); no download: the data ships
+:func:`load_digits` gives the features; :class:`Digits` is the spiking task: each pixel
+intensity :math:`x_f \in [0, 1]` becomes a Bernoulli spike train,
+:math:`P(s_{t,f} = 1) = p_{\max} x_f` independently at every step (rate coding, as
+:func:`tracetorch.encode.rate`).
+
+Needs scikit-learn (``pip install 'tracetorch[examples]'``); no download: the data ships
 inside scikit-learn.
 """
 
@@ -10,7 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["load_digits"]
+from .base import SpikeTask, _positive_int, _probability, counter_uniform, stream_key
+
+__all__ = ["Digits", "load_digits"]
 
 
 def load_digits(
@@ -45,3 +52,76 @@ def load_digits(
     xt = torch.as_tensor(x, dtype=dtype)
     yt = torch.as_tensor(y)
     return xt[~test], yt[~test], xt[test], yt[test]
+
+
+class Digits(SpikeTask):
+    r"""The digits as a spiking classification task: 64 rate-coded inputs, 10 classes.
+
+    Each split comes from :func:`load_digits` (stratified). A sample's spikes are
+    :math:`s_{t,f} = [u_{t,f} < p_{\max} x_f]` with :math:`u` from the task's counter-based
+    generator: the test spikes are fixed by ``seed``; the train spikes are drawn anew each
+    epoch (``resample=True``, a free augmentation) or fixed too.
+
+    Args:
+        steps: timesteps ``T`` per sample.
+        max_prob: spike probability :math:`p_{\max}` of a white pixel.
+        test_fraction: share of each class held out.
+        seed: seeds the split and the spikes.
+        resample: draw new train spikes every epoch.
+
+    Shape:
+        ``batches()`` yields ``x`` ``[T, B, 64]`` (float 0/1) and ``y`` ``[B]`` (int64).
+
+    Example:
+        >>> task = tt.data.Digits(steps=25)
+        >>> x, y = next(task.batches("train", batch_size=32))
+        >>> x.shape, y.shape
+        (torch.Size([25, 32, 64]), torch.Size([32]))
+    """
+
+    name = "digits"
+
+    def __init__(
+        self,
+        steps: int = 25,
+        *,
+        max_prob: float = 1.0,
+        test_fraction: float = 0.25,
+        seed: int = 0,
+        resample: bool = True,
+    ) -> None:
+        self.steps = _positive_int(steps, "steps")
+        self.max_prob = _probability(max_prob, "max_prob", open_low=True)
+        self.test_fraction = float(test_fraction)
+        self.seed = int(seed)
+        self.resample = bool(resample)
+        x_train, y_train, x_test, y_test = load_digits(test_fraction, seed)
+        self._data = {"train": (x_train, y_train), "test": (x_test, y_test)}
+        self.n_inputs = x_train.shape[1]
+        self.n_classes = 10
+
+    def num_samples(self, split: str) -> int:
+        return len(self._data[split][1])
+
+    def features(self, split: str = "train") -> tuple[Tensor, Tensor]:
+        """The split's intensities ``[N, 64]`` in [0, 1] and labels ``[N]``."""
+        return self._data[split]
+
+    def _batch(self, split: str, ids: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
+        x, y = self._data[split]
+        cpu_ids = ids.cpu()
+        p = (x[cpu_ids] * self.max_prob).to(ids.device)  # [B, 64]
+        draw = epoch if (split == "train" and self.resample) else 0
+        key = stream_key(self.seed, self.name, split, draw)
+        u = counter_uniform(key, ids, 0, self.steps, self.n_inputs)
+        return (u < p).to(torch.float32), y[cpu_ids].to(ids.device)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "steps": self.steps,
+            "max_prob": self.max_prob,
+            "test_fraction": self.test_fraction,
+            "seed": self.seed,
+            "resample": self.resample,
+        }

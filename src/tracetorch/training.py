@@ -1,0 +1,514 @@
+r"""A training loop for any model on spike sequences: trace or BPTT learning, streamed input.
+
+:class:`Trainer` (and the shortcuts :func:`fit` and :func:`evaluate`) runs a model on batches
+``(x, y)``, ``x`` a spike sequence ``[T, B, F]`` (a tensor, or a
+:class:`~tracetorch.data.SpikeStream` / any iterable of chunks ``[t, B, F]``) and ``y`` the
+labels ``[B]``. The model sees the sequence chunk by chunk, with its state carried across
+chunks, so memory does not depend on ``T``.
+
+**When it learns.** ``learn_every=None``: once per sequence, with the loss on the output at
+the last step, :math:`L = \ell(\hat y_T, y)`. ``learn_every=k``: every ``k`` steps, with the
+loss :math:`\ell(\hat y_t, y)` on the output at step ``t = k, 2k, ..., T`` (steps before the
+task's ``target_from``, where the label is not yet known from the input, are skipped); an
+optimizer step follows each loss. The forward pass between learning points runs without
+autograd.
+
+**How it learns.** ``learning="trace"``: each tracetorch layer learns from its local graph,
+built at backward time (constant memory in ``T``). ``learning="bptt"``: backpropagation
+through time with surrogate spikes; with ``learn_every=k`` it is truncated BPTT (the state is
+detached after each learning point); memory grows with the window.
+
+Metrics: loss and accuracy at the end of each sequence, the firing rate of each spiking layer,
+multi-timescale running averages of the training loss and accuracy
+(:class:`~tracetorch.metrics.MultiTimescaleMeter`), time and peak memory per epoch.
+Checkpoints hold the model, the optimizer (and scheduler), the epoch, the history, the meters
+and the RNG state; data are seeded per epoch, so a resumed run repeats the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .data.base import SpikeStream, SpikeTask
+from .learning.bptt import LEARNING_MODES, set_learning
+from .metrics import FiringRates, MultiTimescaleMeter, peak_memory_mb
+
+__all__ = [
+    "Trainer",
+    "default_loss",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "save_checkpoint",
+    "seed_everything",
+]
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+Batch = tuple[Any, Tensor]
+Data = SpikeTask | Iterable[Batch] | Callable[[int], Iterable[Batch]]
+CHECKPOINT_FORMAT = 1
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, numpy (if installed) and torch (CPU and CUDA)."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+    torch.manual_seed(seed)
+
+
+def _nll_of_probabilities(p: Tensor, y: Tensor) -> Tensor:
+    return F.nll_loss(torch.log(p.clamp_min(1e-12)), y)
+
+
+def default_loss(model: nn.Module) -> LossFn:
+    """Cross-entropy on the output at the last step: on logits (``LI`` or any module), or on
+    probabilities when the model ends in a :class:`tracetorch.nn.LIS` (``nll(log p)``)."""
+    last = None
+    for m in model.modules():
+        if hasattr(m, "average_output"):
+            last = m
+    if last is not None and type(last).__name__ == "LIS":
+        return _nll_of_probabilities
+    return F.cross_entropy
+
+
+def _positive_int_or_none(value, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
+
+
+def _pieces(
+    x: Any, chunk_size: int | None, learn_every: int | None
+) -> Iterator[tuple[Tensor, int, bool]]:
+    """Cut ``x`` into pieces ``[t, B, F]``; yield ``(piece, step after it, is_last)``.
+
+    Pieces never straddle a multiple of ``learn_every``; they are at most ``chunk_size``
+    long (a stream keeps its own chunk size when ``chunk_size`` is None).
+    """
+    if isinstance(x, Tensor):
+        if x.dim() < 2:
+            raise ValueError(f"x must be a sequence [T, B, ...], got shape {tuple(x.shape)}")
+        source: Iterable[Tensor] = x.split(chunk_size) if chunk_size else (x,)
+    elif isinstance(x, SpikeStream):
+        source = x.chunks(chunk_size)
+    elif isinstance(x, Iterable):
+        source = x
+    else:
+        raise TypeError(
+            f"a batch's input must be a tensor [T, B, F], a SpikeStream or an iterable of "
+            f"chunks, got {type(x).__name__}"
+        )
+    done = 0
+    pending: Tensor | None = None
+    for chunk in source:
+        cuts = [0]
+        if learn_every:
+            first = (done // learn_every + 1) * learn_every
+            cuts += list(range(first - done, chunk.shape[0], learn_every))
+        cuts.append(chunk.shape[0])
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            if b > a:
+                if pending is not None:
+                    yield pending, done, False
+                pending = chunk[a:b]
+                done += b - a
+    if pending is None:
+        raise ValueError("empty input sequence")
+    yield pending, done, True
+
+
+class Trainer:
+    """Train and evaluate a model on spike sequences (see the module docstring).
+
+    Args:
+        model: any module mapping ``[t, B, F]`` to ``[t, B, C]`` (e.g. a
+            :class:`tracetorch.nn.Sequential`); ``reset_states()`` is called per sequence.
+        optimizer: default ``Adam(model.parameters(), lr=lr)``.
+        lr: learning rate of the default optimizer.
+        loss_fn: ``loss_fn(output [B, C], y [B]) -> scalar``, on the output of a learning
+            step; default :func:`default_loss`.
+        learning: ``"trace"`` or ``"bptt"``: sets every tracetorch layer of ``model`` to it;
+            ``None`` keeps the layers' own modes (``"bptt"`` if any layer is in BPTT mode).
+        learn_every: learn every ``k`` steps, or ``None`` (once, at the end of the sequence).
+        chunk_size: steps fed to the model at once (memory of a forward call grows with it);
+            ``None``: a whole tensor at once, a stream's own chunk size.
+        batch_size: batch size when the data are a :class:`~tracetorch.data.SpikeTask`.
+        grad_clip: clip the gradient norm to this value before each optimizer step.
+        scheduler: a learning-rate scheduler, stepped after each epoch.
+        device: where the model and data go; default the model's device.
+        progress: tqdm progress bar: ``True``, ``False``, or ``"auto"`` (if tqdm is installed).
+        max_batches: stop an epoch after this many batches (quick runs).
+
+    Example:
+        >>> task = tt.data.Digits(steps=25)
+        >>> net = tt.nn.Sequential(tt.nn.LIF(64, 128), tt.nn.LI(128, 10))
+        >>> trainer = Trainer(net, lr=2e-3)
+        >>> history = trainer.fit(task, epochs=10, checkpoint="runs/digits.pt")
+        >>> history["test_accuracy"][-1]
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        lr: float = 1e-3,
+        loss_fn: LossFn | None = None,
+        learning: str | None = None,
+        learn_every: int | None = None,
+        chunk_size: int | None = None,
+        batch_size: int = 64,
+        grad_clip: float | None = None,
+        scheduler: Any | None = None,
+        device: torch.device | str | None = None,
+        progress: bool | str = "auto",
+        max_batches: int | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if learning is not None and learning not in LEARNING_MODES:
+            raise ValueError(f"learning must be one of {LEARNING_MODES}, got {learning!r}")
+        if not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"lr must be a number > 0, got {lr!r}")
+        if grad_clip is not None and not grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip}")
+        if progress not in (True, False, "auto"):
+            raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
+        if loss_fn is not None and not callable(loss_fn):
+            raise TypeError("loss_fn must be callable: loss_fn(output [B, C], y [B]) -> loss")
+        self.learn_every = _positive_int_or_none(learn_every, "learn_every")
+        self.chunk_size = _positive_int_or_none(chunk_size, "chunk_size")
+        self.batch_size = _positive_int_or_none(batch_size, "batch_size")
+        self.max_batches = _positive_int_or_none(max_batches, "max_batches")
+        if device is None:
+            p = next(model.parameters(), None)
+            device = p.device if p is not None else torch.device("cpu")
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        if learning is None:
+            modes = {getattr(m, "learning", None) for m in model.modules()}
+            learning = "bptt" if "bptt" in modes else "trace"
+        else:
+            set_learning(model, learning)
+        self.learning = learning
+        self.optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+        self.loss_fn = loss_fn or default_loss(model)
+        self.scheduler = scheduler
+        self.grad_clip = grad_clip
+        self.progress = progress
+        self.epoch = 0  # epochs completed
+        self.history: dict[str, list] = {}
+        self.meters = {
+            "loss": MultiTimescaleMeter("loss"),
+            "accuracy": MultiTimescaleMeter("accuracy"),
+        }
+
+    # ------------------------------------------------------------------ one batch
+    def _learn(self, out: Tensor, y: Tensor) -> Tensor:
+        loss = self.loss_fn(out[-1], y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        return loss.detach()
+
+    def run_batch(
+        self, x: Any, y: Tensor, *, train: bool = True, target_from: int = 0
+    ) -> dict[str, Tensor]:
+        """Run one sequence batch; learn if ``train``. Returns the end-of-sequence
+        ``{"loss", "correct", "count", "output"}`` (tensors, not synchronised)."""
+        model, device = self.model, self.device
+        y = y.to(device)
+        model.train(train)
+        if hasattr(model, "reset_states"):
+            model.reset_states()
+        bptt = train and self.learning == "bptt"
+        learn_every = self.learn_every if train else None
+        out = loss = None
+        for piece, step, last in _pieces(x, self.chunk_size, learn_every):
+            piece = piece.to(device, non_blocking=True)
+            learn_here = train and (
+                last
+                or (learn_every is not None and step % learn_every == 0 and step >= target_from)
+            )
+            if bptt or learn_here:
+                with torch.enable_grad():
+                    out = model(piece)
+                if learn_here:
+                    loss = self._learn(out, y)
+                    if bptt and hasattr(model, "detach_states"):
+                        model.detach_states()
+            elif last:
+                with torch.no_grad():
+                    out = model(piece)
+            else:
+                with torch.no_grad():
+                    model(piece)
+        last_out = out[-1].detach()
+        if loss is None:
+            with torch.no_grad():
+                loss = self.loss_fn(last_out, y)
+        if hasattr(model, "reset_states"):
+            model.reset_states()  # free the state (and, in BPTT, its graph)
+        correct = (last_out.argmax(-1) == y).sum()
+        return {"loss": loss, "correct": correct, "count": torch.tensor(len(y)), "output": last_out}
+
+    # ------------------------------------------------------------------ epochs
+    def _batches(self, data: Data, split: str, epoch: int) -> tuple[Iterable[Batch], int | None]:
+        if isinstance(data, SpikeTask):
+            if self.batch_size is None:
+                raise ValueError("batch_size is needed to draw batches from a task")
+            total = data.num_batches(split, self.batch_size)
+            return data.batches(split, self.batch_size, epoch=epoch, device=self.device), total
+        if callable(data) and not isinstance(data, Iterable):
+            batches = data(epoch)
+        elif isinstance(data, Iterable):
+            batches = data
+        else:
+            raise TypeError(
+                "data must be a SpikeTask, an iterable of (x, y) batches, or a function "
+                f"epoch -> iterable, got {type(data).__name__}"
+            )
+        total = len(batches) if hasattr(batches, "__len__") else None
+        return batches, total
+
+    def _bar(self, batches: Iterable, total: int | None, desc: str):
+        if self.progress is False:
+            return batches
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            if self.progress is True:
+                raise ImportError(
+                    "the progress bar needs tqdm: pip install 'tracetorch[examples]' "
+                    "(or pass progress=False)"
+                ) from None
+            return batches
+        if self.max_batches is not None and total is not None:
+            total = min(total, self.max_batches)
+        return tqdm(batches, total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+    def _epoch(self, data: Data, split: str, epoch: int, train: bool, desc: str) -> dict:
+        batches, total = self._batches(data, split, epoch)
+        target_from = data.target_from if isinstance(data, SpikeTask) else 0
+        bar = self._bar(batches, total, desc)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        count = 0
+        start = time.perf_counter()
+        with FiringRates(self.model) as rates:
+            for i, (x, y) in enumerate(bar):
+                if self.max_batches is not None and i >= self.max_batches:
+                    break
+                r = self.run_batch(x, y, train=train, target_from=target_from)
+                n = int(r["count"])
+                loss_sum += r["loss"].float() * n
+                correct += r["correct"]
+                count += n
+                if train:
+                    batch_loss = float(r["loss"])
+                    if not math.isfinite(batch_loss):
+                        raise FloatingPointError(
+                            f"training loss became {batch_loss} at epoch {epoch + 1}, batch {i}; "
+                            "lower the learning rate or clip gradients (grad_clip=)"
+                        )
+                    self.meters["loss"].update(batch_loss)
+                    self.meters["accuracy"].update(float(r["correct"]) / n)
+                    if hasattr(bar, "set_postfix"):
+                        bar.set_postfix(
+                            loss=f"{self.meters['loss'].average(0.9):.3f}",
+                            acc=f"{self.meters['accuracy'].average(0.9):.3f}",
+                        )
+            firing = rates.rates()
+        if hasattr(bar, "close"):
+            bar.close()
+        if count == 0:
+            raise ValueError(f"no batches in the {split} data")
+        result = {"loss": float(loss_sum) / count, "accuracy": float(correct) / count}
+        result.update({f"rate/{k}": v for k, v in firing.items()})
+        result["seconds"] = time.perf_counter() - start
+        return result
+
+    def evaluate(self, data: Data, split: str = "test") -> dict[str, float]:
+        """Loss, accuracy (at the last step) and firing rates on ``data`` (no learning)."""
+        return self._epoch(data, split, 0, train=False, desc=f"eval {split}")
+
+    def fit(
+        self,
+        train: Data,
+        epochs: int,
+        *,
+        test: Data | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        resume: bool = False,
+        callback: Callable[[Trainer, dict], None] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> dict[str, list]:
+        """Train for ``epochs`` epochs in total (a resumed run continues up to that number).
+
+        Args:
+            train: a :class:`~tracetorch.data.SpikeTask` (its ``"train"`` split, and its
+                ``"test"`` split for evaluation unless ``test`` is given), an iterable of
+                ``(x, y)`` batches, or a function ``epoch -> iterable`` (new data per epoch).
+            epochs: total number of epochs.
+            test: data to evaluate on after each epoch; ``None`` with a task: its test split.
+            checkpoint: file to save after every epoch (atomically).
+            resume: continue from ``checkpoint`` if it exists.
+            callback: ``callback(trainer, epoch_record)`` after each epoch.
+            log: called with a one-line summary after each epoch (e.g. ``print``).
+
+        Returns:
+            the history: ``{"epoch": [...], "train_loss": [...], "train_accuracy": [...],
+            "test_loss": [...], "test_accuracy": [...], "rate/<layer>": [...], "seconds":
+            [...], "peak_memory_mb": [...]}``, one entry per epoch.
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs a checkpoint path")
+        if resume and Path(checkpoint).exists():
+            self.load(checkpoint)
+        if test is None and isinstance(train, SpikeTask):
+            test = train
+        while self.epoch < epochs:
+            e = self.epoch
+            record: dict[str, Any] = {"epoch": e + 1}
+            tr = self._epoch(train, "train", e, train=True, desc=f"epoch {e + 1}/{epochs}")
+            record.update({f"train_{k}" if "/" not in k else k: v for k, v in tr.items()})
+            if test is not None:
+                te = self._epoch(test, "test", 0, train=False, desc="test")
+                record["test_loss"], record["test_accuracy"] = te["loss"], te["accuracy"]
+            if self.scheduler is not None:
+                self.scheduler.step()
+            record["seconds"] = record.pop("train_seconds")
+            record["peak_memory_mb"] = peak_memory_mb()
+            for k, v in record.items():
+                self.history.setdefault(k, []).append(v)
+            self.epoch = e + 1
+            if checkpoint is not None:
+                self.save(checkpoint)
+            if log is not None:
+                log(_summary(record, epochs))
+            if callback is not None:
+                callback(self, record)
+        return self.history
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Model, optimizer, scheduler, epoch, history, meters and RNG state."""
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "history": self.history,
+            "meters": {k: m.state_dict() for k, m in self.meters.items()},
+            "learning": self.learning,
+            "rng": {"torch": torch.get_rng_state()},
+        }
+        if torch.cuda.is_available():
+            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (the model and optimizer must be built alike)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        for k, m in self.meters.items():
+            if k in state.get("meters", {}):
+                m.load_state_dict(state["meters"][k])
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
+        """Save a checkpoint to ``path`` (written to a temporary file, then renamed)."""
+        save_checkpoint(path, self.state_dict() | ({"extra": extra} if extra else {}))
+
+    def load(self, path: str | os.PathLike) -> dict[str, Any]:
+        """Load a checkpoint saved by :meth:`save`; returns the raw checkpoint."""
+        state = load_checkpoint(path, map_location=self.device)
+        self.load_state_dict(state)
+        return state
+
+
+def _summary(record: dict, epochs: int) -> str:
+    parts = [f"epoch {record['epoch']}/{epochs}"]
+    parts.append(f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.3f}")
+    if "test_accuracy" in record:
+        parts.append(f"test loss {record['test_loss']:.4f} acc {record['test_accuracy']:.3f}")
+    rates = [f"{k[5:]} {v:.3f}" for k, v in record.items() if k.startswith("rate/")]
+    if rates:
+        parts.append("firing rate " + ", ".join(rates))
+    parts.append(f"{record['seconds']:.1f}s")
+    return " | ".join(parts)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """``torch.save`` to ``path`` atomically (a crash never leaves a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: torch.device | str | None = None
+) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (tensors and plain types only)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(f"{path} is not a tracetorch checkpoint")
+    return state
+
+
+def fit(model: nn.Module, train: Data, epochs: int, **kwargs) -> dict[str, list]:
+    """Train ``model``: ``Trainer(model, **options).fit(train, epochs, **fit_options)``.
+
+    Keyword arguments named like :meth:`Trainer.fit`'s (``test``, ``checkpoint``, ``resume``,
+    ``callback``, ``log``) go there; the others to :class:`Trainer`. Returns the history.
+    """
+    fit_keys = {"test", "checkpoint", "resume", "callback", "log"}
+    fit_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in fit_keys}
+    return Trainer(model, **kwargs).fit(train, epochs, **fit_kwargs)
+
+
+def evaluate(model: nn.Module, data: Data, split: str = "test", **kwargs) -> dict[str, float]:
+    """Loss, accuracy and firing rates of ``model`` on ``data`` (options as :class:`Trainer`)."""
+    kwargs.setdefault("progress", False)
+    return Trainer(model, **kwargs).evaluate(data, split)
