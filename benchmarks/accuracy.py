@@ -35,7 +35,7 @@ FULL_TASKS: dict[str, dict[str, Any]] = {
         f"evidence-{d}": {
             "task": "evidence",
             "task_kwargs": {"delay": d},
-            "epochs": 20,
+            "epochs": 10,
             "lr": 2e-3,
             # a slow readout holds the evidence through the delay (time constant = trial)
             "readout_beta": "trial",

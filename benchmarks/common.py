@@ -16,7 +16,7 @@ import json
 import os
 import platform
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def bernoulli_stream(
     gen = torch.Generator().manual_seed(seed)
     for start in range(0, steps, chunk):
         t = min(chunk, steps - start)
-        yield torch.empty(t, batch, n_in).bernoulli_(p, generator=gen)
+        yield torch.rand(t, batch, n_in, generator=gen).lt_(p)  # 2x faster than bernoulli_
 
 
 # ----------------------------------------------------------------------------- memory
@@ -199,17 +199,6 @@ def machine_info(threads: int) -> dict[str, Any]:
         "platform": platform.platform(),
         "commit": git_commit(),
     }
-
-
-@dataclass
-class Record:
-    """One JSON-serialisable result row."""
-
-    case: str
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -140,6 +140,13 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     row["fwd_peak"] = peak_rss_bytes() - base
     row["fwd_s"] = statistics.median(times)
     row["fwd_times"] = times
+    times = []
+    for _ in range(max(1, args.fwd_reps)):  # the input stream alone, part of every time above
+        t0 = time.perf_counter()
+        for _chunk in stream(args.steps):
+            pass
+        times.append(time.perf_counter() - t0)
+    row["input_s"] = statistics.median(times)
     row["total_s"] = time.perf_counter() - t_start
     return row
 

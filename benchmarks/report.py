@@ -294,6 +294,12 @@ def _cost_tables(cost: list[dict], mem_cap_gb: float) -> str:
         ),
         ("Median training-step time (s)", "train_s", 1.0, [lib for lib in libs if lib != "floor"]),
         ("Median no-grad forward time (s)", "fwd_s", 1.0, libs),
+        (
+            "Time to generate the input stream alone, included in every time above (s)",
+            "input_s",
+            1.0,
+            [lib for lib in libs if lib == "floor"],
+        ),
         ("Peak RSS above baseline during a no-grad forward (MiB)", "fwd_peak", MiB, libs),
     ]
     for title, key, scale, which in specs:

@@ -39,7 +39,13 @@ from .report import write_report
 CASES = ("dynamics", "cost", "accuracy", "fidelity", "ablation")
 
 QUICK = {
-    "cost": {"steps": [100, 1000], "budget_s": 10.0, "max_reps": 3, "mem_cap_gb": 4.0},
+    "cost": {
+        "steps": [100, 1000],
+        "budget_s": 10.0,
+        "max_reps": 3,
+        "mem_cap_gb": 4.0,
+        "libs": [lib for lib in COST_LIBRARIES if lib != "tracetorch-bptt"],
+    },
     "accuracy": {"seeds": [0], "jobs": 2, "budget_s": 120.0},
 }
 FULL = {
@@ -151,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from .peers import available
 
-    libs = args.libs.split(",") if args.libs else COST_LIBRARIES
+    libs = args.libs.split(",") if args.libs else cost_cfg.pop("libs", COST_LIBRARIES)
+    cost_cfg.pop("libs", None)
     base_libs = sorted({lib.replace("-bptt", "") for lib in libs} | {"snntorch"})
     _, peers_missing = available(base_libs)
 
@@ -200,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
         if "ablation" in cases:
             print("== ablation: trace-learning options")
             abl_tasks = {k: v for k, v in tasks.items() if k in ABLATION_TASKS}
+            if args.quick:  # two epochs of digits say nothing about an option
+                abl_tasks.pop("digits", None)
             rows = run_accuracy(
                 abl_tasks,
                 ["tracetorch-trace"],
