@@ -97,13 +97,15 @@ def test_lif_run_matches_lif_step_golden_values_in_place():
 
 
 @pytest.mark.parametrize("features", [3, 5000])  # weighted sum / in-place recursion (CPU)
-@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("shared", ["no", "tensor", "float"])
 def test_trace_run_forms_equal_the_recursion(features, shared):
     x = torch.rand(40, 2, features, dtype=f64)
     t0 = torch.rand(2, features, dtype=f64)
     d = torch.rand(features, dtype=f64) * 0.9 + 0.05
-    if shared:
+    if shared == "tensor":
         d = d[0]
+    elif shared == "float":
+        d = float(d[0])
     t = t0
     for x_t in x:
         t = tf.trace_step(t, x_t, d)
@@ -112,19 +114,22 @@ def test_trace_run_forms_equal_the_recursion(features, shared):
         tf.trace_run(t0, x[:1], d), tf.trace_step(t0, x[0], d), rtol=0, atol=0
     )
     torch.testing.assert_close(tf.trace_run(t0, x[:0], d), t0, rtol=0, atol=0)
+    weights = tf.trace_weights(d, 64, like=x)  # precomputed for longer chunks: the suffix serves
+    torch.testing.assert_close(tf.trace_run(t0, x, d, weights=weights), t, **TIGHT)
 
 
-@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("shared", ["no", "tensor", "float"])
 def test_trace_run_float32_long_chunked_sequence(shared):
     """float32, T = 10^4, d = 0.999, in chunks of 64: closed form within 1e-5 of float64."""
     x = torch.rand(10_000, 2, 3)
-    d = torch.tensor([0.999, 0.99, 0.9]) if not shared else torch.tensor(0.999)
+    d = torch.tensor([0.999, 0.99, 0.9]) if shared == "no" else torch.tensor(0.999)
     ref = torch.zeros(2, 3, dtype=f64)
     for x_t in x.double():
         ref = tf.trace_step(ref, x_t, d.double())
     t = torch.zeros(2, 3)
+    d_run = float(d) if shared == "float" else d
     for start in range(0, len(x), 64):
-        t = tf.trace_run(t, x[start : start + 64], d)
+        t = tf.trace_run(t, x[start : start + 64], d_run)
     torch.testing.assert_close(t.double(), ref, rtol=1e-5, atol=0)
     loop = torch.zeros(2, 3)
     for x_t in x:

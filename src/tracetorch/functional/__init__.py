@@ -22,6 +22,7 @@ from .traces import (
     trace_mean,
     trace_run,
     trace_step,
+    trace_weights,
 )
 
 __all__ = [
@@ -57,4 +58,5 @@ __all__ = [
     "trace_mean",
     "trace_run",
     "trace_step",
+    "trace_weights",
 ]

@@ -27,6 +27,7 @@ from torch import Tensor
 __all__ = [
     "trace_step",
     "trace_run",
+    "trace_weights",
     "trace_mean",
     "stationary_value",
     "decay_from_horizon",
@@ -48,7 +49,28 @@ def trace_step(t: Tensor, x: Tensor, d: Tensor | float) -> Tensor:
     return t * d + x
 
 
-def trace_run(t: Tensor, x: Tensor, d: Tensor | float) -> Tensor:
+def trace_weights(d: Tensor | float, steps: int, like: Tensor | None = None) -> Tensor:
+    r"""The weights :math:`w_k = d^{T-1-k}`, ``k = 0..T-1``, of :func:`trace_run`'s closed form.
+
+    Args:
+        d: decay, 0-dim (shared) or per channel.
+        steps: ``T``.
+        like: a tensor whose dtype and device the weights take (default: ``d``'s).
+
+    Returns:
+        ``[T, *d.shape]``, oldest input first. Powers below the smallest normal float are 0
+        (they would be subnormal, slow to multiply, and below float resolution anyway). The
+        last ``r`` rows are the weights of a sequence of ``r`` steps, so one call serves every
+        chunk of a stream.
+    """
+    ref = like if like is not None else torch.as_tensor(d)
+    d = torch.as_tensor(d, dtype=ref.dtype, device=ref.device)
+    powers = torch.arange(steps - 1, -1, -1, device=ref.device, dtype=ref.dtype)
+    w = d.unsqueeze(0) ** powers.view(steps, *(1,) * d.dim())
+    return w.masked_fill_(w < torch.finfo(w.dtype).tiny, 0.0)
+
+
+def trace_run(t: Tensor, x: Tensor, d: Tensor | float, *, weights: Tensor | None = None) -> Tensor:
     r"""The trace after a whole sequence, without a Python loop where it pays.
 
     .. math:: t_T = d^T t_0 + \sum_{k=0}^{T-1} d^{T-1-k} x_k
@@ -56,25 +78,28 @@ def trace_run(t: Tensor, x: Tensor, d: Tensor | float) -> Tensor:
     How it is evaluated (all forms agree with ``T`` calls of :func:`trace_step` to float
     rounding; ``T = 1`` is exactly :func:`trace_step`):
 
-    - one decay for all channels (``d`` a float or a tensor of one element): the sum is one
-      matrix-vector product ``w @ x.view(T, -1)`` with ``w_k = d^(T-1-k)``, one read of ``x``.
-      Pass a 0-dim ``d`` whenever the decay is shared: it is the fastest form by far;
+    - one decay for all channels (``d`` a Python float or a tensor of one element): the sum is
+      one matrix-vector product ``w @ x.view(T, -1)``, a single read of ``x``; with ``d`` a
+      float on the CPU the whole update is one BLAS call
+      (``addmv(t, x.view(T, -1).T, w, beta=d^T)``). Pass a float whenever the decay is shared:
+      it is the fastest form by far;
     - one decay per channel: the weighted sum ``(x * w).sum(0)`` (one temporary of ``x``'s
       size; bound it by passing chunks), or, on the CPU for steps of more than
       ``PER_CHANNEL_LOOP_MIN`` elements and without autograd, the recursion itself as one fused
       multiply-add per step in one buffer (faster there, no temporary).
 
-    Numerics: the weights are computed directly as powers (no repeated multiplication), and
-    powers below the smallest normal float are set to 0 (they would be subnormal and slow; their
-    contribution is below float resolution). In float32 the closed form is as accurate as the
-    float32 recursion or better; against a float64 reference both stay within ``1e-5``
-    relative for ``T = 10^4`` and ``d = 0.999`` (see ``docs/speed.md``).
+    Numerics: the weights are powers computed directly (:func:`trace_weights`), not by
+    repeated multiplication. In float32 the closed form is as accurate as the float32
+    recursion or better: against a float64 reference both stay within ``1e-5`` relative for
+    ``T = 10^4`` steps (in chunks of 64) and ``d = 0.999`` (``tests/test_fastpath.py``).
 
     Args:
         t: trace before the sequence, ``[B, F]`` (any shape of one step).
         x: inputs, ``[T, B, F]``.
         d: decay in (0, 1): one per channel (broadcastable to ``t``, usually ``[F]``), or one
             value for all.
+        weights: optional ``trace_weights(d, T', like=x)`` for some ``T' >= T`` (its last ``T``
+            rows are used), to compute them once for many chunks.
 
     Returns:
         the trace after the last step, a new tensor of ``t``'s shape.
@@ -82,27 +107,35 @@ def trace_run(t: Tensor, x: Tensor, d: Tensor | float) -> Tensor:
     steps = x.shape[0]
     if steps == 0:
         return t.clone()
-    d = torch.as_tensor(d, dtype=x.dtype, device=x.device)
     if steps == 1:
         return trace_step(t, x[0], d)
-    powers = torch.arange(steps - 1, -1, -1, device=x.device, dtype=x.dtype)
-    tiny = torch.finfo(x.dtype).tiny
-    if d.numel() == 1:
+    if isinstance(d, float) and x.device.type == "cpu" and t.is_contiguous():
+        # A shared decay given as a number: the whole update is one BLAS call,
+        # t <- d^T t + X^T w (matrix-vector product with the scaled trace added in).
+        if weights is None or weights.shape[0] < steps:
+            weights = trace_weights(d, steps, like=x)
+        w = weights[weights.shape[0] - steps :].reshape(steps)
+        x2 = x.reshape(steps, -1)
+        return torch.addmv(t.reshape(-1), x2.t(), w, beta=d**steps).view(t.shape)
+    d = torch.as_tensor(d, dtype=x.dtype, device=x.device)
+    shared = d.numel() == 1
+    if shared:
         d = d.reshape(())
-        w = d**powers  # [T]: d^(T-1-k)
-        w = w.masked_fill(w < tiny, 0.0)
-        s = (w @ x.reshape(steps, -1)).view(x.shape[1:])
-        return s + t * d**steps
     grad = torch.is_grad_enabled() and (t.requires_grad or x.requires_grad or d.requires_grad)
-    if x.device.type == "cpu" and not grad and x[0].numel() > PER_CHANNEL_LOOP_MIN:
+    if not shared and x.device.type == "cpu" and not grad and x[0].numel() > PER_CHANNEL_LOOP_MIN:
         out = t.clone()
         for x_k in x.unbind(0):
             torch.addcmul(x_k, out, d, out=out)
         return out
-    lead = (1,) * (x.dim() - 1 - d.dim())
-    w = d.unsqueeze(0) ** powers.view(steps, *(1,) * d.dim())  # [T, *d.shape]
-    w = w.masked_fill(w < tiny, 0.0).view(steps, *lead, *d.shape)
-    return (x * w).sum(0) + t * d**steps
+    if weights is None or weights.shape[0] < steps:
+        weights = trace_weights(d, steps, like=x)
+    w = weights[weights.shape[0] - steps :]
+    if shared:
+        s = (w.reshape(steps) @ x.reshape(steps, -1)).view(x.shape[1:])
+    else:
+        lead = (1,) * (x.dim() - 1 - d.dim())
+        s = (x * w.view(steps, *lead, *d.shape)).sum(0)
+    return s.add_(t * d**steps)
 
 
 def trace_mean(t: Tensor, d: Tensor, steps: int | None = None) -> Tensor:

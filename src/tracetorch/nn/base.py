@@ -272,28 +272,31 @@ class TraceLayer(nn.Module):
         m = self.membrane
         out, self.membrane = self._dynamics(c.to(m.dtype), m, True)
         with torch.no_grad():
-            d = self._run_trace_decay(xs.shape[0])
-            trace = self.trace
-            for start in range(0, xs.shape[0], self.chunk_size):
-                trace = self._trace_chunk(trace, xs[start : start + self.chunk_size], d)
+            trace, size = self.trace, self.chunk_size
+            d, w = self._trace_decay_and_weights(xs.shape[0])
+            for start in range(0, xs.shape[0], size):
+                trace = self._trace_chunk(trace, xs[start : start + size], d, w)
             self.trace = trace
         return out
 
-    @torch.no_grad()
     def _advance_fast(self, xs: Tensor) -> Tensor:
         """No graph: chunk by chunk, currents into the output buffer, dynamics in place."""
+        if torch.is_grad_enabled():  # advance() called directly with autograd on
+            with torch.no_grad():
+                return self._advance_fast(xs)
         steps, size = xs.shape[0], self.chunk_size
-        m, trace = self.membrane.detach(), self.trace
+        state = self._buffers  # plain dict access: nn.Module.__setattr__ costs microseconds
+        m, trace = state["membrane"], state["trace"]
         out = m.new_empty((steps, *m.shape))
-        d = self._run_trace_decay(steps)
+        d, w = self._trace_decay_and_weights(steps)
         for start in range(0, steps, size):
             xc, oc = xs[start : start + size], out[start : start + size]
+            trace = self._trace_chunk(trace, xc, d, w)  # xc is read twice while it is in cache
             self._current_into(xc, oc)
             res, m = self._dynamics(oc, m, False)
             if res is not oc:  # a subclass whose dynamics are not in place
                 oc.copy_(res)
-            trace = self._trace_chunk(trace, xc, d)
-        self.membrane, self.trace = m, trace
+        state["membrane"], state["trace"] = m, trace
         return out
 
     def _current_into(self, xc: Tensor, oc: Tensor) -> None:
@@ -306,23 +309,45 @@ class TraceLayer(nn.Module):
         else:
             torch.addmm(self.bias, x2, self.weight.t(), out=o2)
 
-    def _run_trace_decay(self, steps: int) -> Tensor:
-        """The trace decay for :func:`trace_run`: 0-dim when all channels share it (CPU).
+    def _trace_decay_and_weights(self, steps: int) -> tuple[Tensor | float, Tensor | None]:
+        """The trace decay for :func:`trace_run` and, for chunks, its weights (once per call).
 
-        A shared decay makes the closed form one matrix-vector product; the check is one
-        comparison per call (skipped off the CPU, where it would synchronise the device).
+        The decay is a Python number when all channels share it, which makes the closed form
+        one matrix-vector product. On the CPU both are cached and reused while the stored
+        ``trace_decay_raw`` keeps its values (one comparison per call instead of about a dozen
+        small ops); elsewhere they are recomputed, without the shared-decay check (it would
+        synchronise the device).
         """
-        d = self.trace_decay.detach()
-        if steps > 1 and d.device.type == "cpu" and bool((d == d[0]).all()):
-            return d[0]
-        return d
+        raw = self.trace_decay_raw.detach()
+        if steps <= 1:
+            return torch.sigmoid(raw), None
+        size = min(steps, self.chunk_size)
+        cached = self.__dict__.get("_trace_cache")
+        if (
+            cached is not None
+            and cached[0].dtype == raw.dtype
+            and cached[0].device == raw.device
+            and cached[2].shape[0] >= size
+            and torch.equal(cached[0], raw)
+        ):
+            return cached[1], cached[2]
+        d = torch.sigmoid(raw)
+        if raw.device.type != "cpu":
+            return d, tf.trace_weights(d, size, like=self.trace)
+        if bool((d == d[0]).all()):
+            d = float(d[0])  # a number: trace_run's one-BLAS-call form
+        w = tf.trace_weights(d, max(size, self.chunk_size), like=self.trace)
+        self.__dict__["_trace_cache"] = (raw.clone(), d, w)
+        return d, w
 
-    def _trace_chunk(self, trace: Tensor, xc: Tensor, d: Tensor) -> Tensor:
+    def _trace_chunk(
+        self, trace: Tensor, xc: Tensor, d: Tensor | float, w: Tensor | None
+    ) -> Tensor:
         """The trace after chunk ``xc``, in the trace's dtype (float32 under AMP)."""
         if torch.is_autocast_enabled(xc.device.type):
             with torch.autocast(xc.device.type, enabled=False):
-                return tf.trace_run(trace, xc.to(trace.dtype), d)
-        return tf.trace_run(trace, xc.to(trace.dtype), d)
+                return tf.trace_run(trace, xc.to(trace.dtype), d, weights=w)
+        return tf.trace_run(trace, xc.to(trace.dtype), d, weights=w)
 
     def _dynamics(self, c: Tensor, m: Tensor, bptt: bool) -> tuple[Tensor, Tensor]:
         """``(outputs [T, B, out], last membrane)`` from currents ``c [T, B, out]``.
