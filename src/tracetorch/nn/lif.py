@@ -35,7 +35,8 @@ class LIF(TraceLayer):
         trace_decay: input-trace decay :math:`d` in (0, 1), a float or one per input.
         horizon: alternatively, the trace window in steps (``d = 1 - 1/horizon``).
         bias_correction: divide the average input of a young trace by ``1 - d^n``.
-        rate_fn: ``"mean_field"`` (default), ``"log"``, or a callable ``f(c, beta, theta)``.
+        rate_fn: ``"linear"`` (default), ``"mean_field"``, ``"log"``, ``"staircase"`` (see
+            :mod:`tracetorch.functional.rates`), or a callable ``f(c, beta, theta)``.
         surrogate: spike surrogate for BPTT mode: ``"atan"`` (default), ``"fast_sigmoid"``
             or a callable of ``m - theta``.
         learn_weight, learn_bias, learn_beta, learn_threshold, learn_trace_decay: which
@@ -67,7 +68,7 @@ class LIF(TraceLayer):
         out_features: int,
         *,
         threshold: float | Tensor = 1.0,
-        rate_fn: str | Callable[[Tensor, Tensor, Tensor], Tensor] = "mean_field",
+        rate_fn: str | Callable[[Tensor, Tensor, Tensor], Tensor] = "linear",
         surrogate: str | Callable[[Tensor], Tensor] = "atan",
         learn_threshold: bool = True,
         **kwargs,
