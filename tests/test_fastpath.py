@@ -318,16 +318,27 @@ def test_non_contiguous_input():
 
 def test_chunk_size_attribute():
     layer = tt.nn.LIF(3, 2)
-    assert layer.chunk_size == tt.nn.TraceLayer.DEFAULT_CHUNK_SIZE
+    assert layer.chunk_size is None  # automatic
     layer.chunk_size = 5
-    assert layer.chunk_size == 5
-    assert tt.nn.LIF(3, 2).chunk_size == tt.nn.TraceLayer.DEFAULT_CHUNK_SIZE
+    assert layer.chunk_size == 5 and layer.chunk_steps(1000) == 5
+    layer.chunk_size = None
     assert tt.nn.LI(3, 2, chunk_size=9).chunk_size == 9
     with pytest.raises(ValueError, match="chunk_size"):
         tt.nn.LIS(3, 2, chunk_size=0)
     for bad, err in ((0, ValueError), (-3, ValueError), (2.5, TypeError), (True, TypeError)):
         with pytest.raises(err, match="chunk_size"):
             layer.chunk_size = bad
+
+
+def test_automatic_chunk_steps_bound_the_bytes_of_a_chunk():
+    layer = tt.nn.LIF(64, 128)
+    cap, budget = layer.MAX_CHUNK_STEPS, layer.CHUNK_BYTES
+    assert layer.chunk_steps(1) == cap
+    for batch in (64, 256, 10_000, 10**6):
+        steps = layer.chunk_steps(batch)
+        assert 1 <= steps <= cap
+        assert steps == 1 or steps * batch * 128 * 4 <= budget
+    assert layer.double().chunk_steps(256) == layer.float().chunk_steps(256) // 2
 
 
 def _peak_bytes(fn) -> int:
@@ -352,14 +363,15 @@ def test_workspace_of_a_sequence_call_is_flat_in_length(cls):
     """Beyond its output ``[T, B, out]``, a sequence call allocates the same at any T."""
     layer = cls(16, 8)
     extra = {}
-    for steps in (128, 1024):
+    for steps in (512, 4096):
         x = _spikes(steps, 4, 16, dtype=torch.float32)
         layer.reset_states()
         with torch.no_grad():
             layer(x[:3])
             extra[steps] = _peak_bytes(lambda x=x: layer(x)) - x.shape[0] * 4 * 8 * 4
-    assert extra[1024] == extra[128]
-    assert extra[128] < 64 * 4 * 16 * 4 + 8192  # at most about one chunk of the input
+    chunk = layer.chunk_steps(4)
+    assert extra[4096] <= extra[512] + 1024  # a few scalars of bookkeeping, nothing per step
+    assert extra[512] <= chunk * 4 * 16 * 4 + 8192  # at most about one chunk of the input
 
 
 # ----------------------------------------------------------------------------- C++ backend

@@ -67,8 +67,9 @@ class TraceLayer(nn.Module):
     (surrogate gradients through time, the exact reference; see :func:`tracetorch.bptt`).
 
     A sequence ``[T, B, in]`` without a graph (trace mode, inference) takes the fast path of
-    :meth:`advance`, chunk by chunk: ``chunk_size`` (constructor argument or attribute, default
-    :attr:`DEFAULT_CHUNK_SIZE`) sets the steps per chunk. See ``docs/speed.md``.
+    :meth:`advance`, chunk by chunk: ``chunk_size`` (constructor argument or attribute; default
+    ``None``, automatic, see :meth:`chunk_steps`) sets the steps per chunk. See
+    ``docs/speed.md``.
     """
 
     step_dim = 2  # rank of one step [B, F]; a sequence is [T, B, F]
@@ -109,8 +110,7 @@ class TraceLayer(nn.Module):
             raise ValueError(f"learning must be one of {LEARNING_MODES}, got {learning!r}")
         self.learning = learning
         self.bias_correction = bool(bias_correction)
-        if chunk_size is not None:
-            self.chunk_size = chunk_size
+        self.chunk_size = chunk_size
 
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.empty(out_features, in_features, **factory))
@@ -233,7 +233,7 @@ class TraceLayer(nn.Module):
     def advance(self, x: Tensor) -> Tensor:
         """Run the dynamics on ``x`` without a graph, update the state, return the output.
 
-        The fast path: a sequence ``[T, B, in]`` is processed in chunks of :attr:`chunk_size`
+        The fast path: a sequence ``[T, B, in]`` is processed in chunks of :meth:`chunk_steps`
         steps. Per chunk, the currents of all its steps are one matrix multiply written
         straight into the output buffer, the neuron recursion overwrites them in place
         (``*_run_`` of :mod:`tracetorch.functional`) and the input trace advances in closed
@@ -242,23 +242,42 @@ class TraceLayer(nn.Module):
         """
         return self._advance(x, x.dim() == self.step_dim + 1, bptt=False)
 
-    #: Default of :attr:`chunk_size` (measured in ``docs/speed.md``: within a few percent of
-    #: the best from 32 to 256 steps at batch 64, and it bounds the per-chunk temporaries).
-    DEFAULT_CHUNK_SIZE = 64
+    #: Bytes of one chunk's outputs (``chunk x B x out_features``) that the automatic chunk size
+    #: aims at, and its cap in steps. Measured (``python -m benchmarks.speed --chunks``, 1 thread):
+    #: the best chunk keeps the outputs of a chunk at 1-8 MiB, e.g. 128 steps at B=64 and
+    #: hidden 128, 32 at B=256, 16 at B=64 and hidden 512; small chunks pay a fixed cost of
+    #: about twenty small ops per chunk, large ones fall out of cache.
+    CHUNK_BYTES = 4 * 2**20
+    MAX_CHUNK_STEPS = 128
 
     @property
-    def chunk_size(self) -> int:
-        """Steps per chunk of the no-graph sequence path (a positive int, default 64).
+    def chunk_size(self) -> int | None:
+        """Steps per chunk of the no-graph sequence path: a positive int, or ``None`` (default)
+        for the automatic size of :meth:`chunk_steps`.
 
         It bounds the temporaries of a sequence call (the trace's weighted sum of one chunk,
         the softmax of LIS) and keeps each chunk's currents in cache while the recursion runs
         over them. It does not change the results beyond float rounding of the trace.
         """
-        return self.__dict__.get("_chunk_size", self.DEFAULT_CHUNK_SIZE)
+        return self.__dict__.get("_chunk_size")
 
     @chunk_size.setter
-    def chunk_size(self, value: int) -> None:
-        self.__dict__["_chunk_size"] = _check_int(value, "chunk_size")
+    def chunk_size(self, value: int | None) -> None:
+        self.__dict__["_chunk_size"] = None if value is None else _check_int(value, "chunk_size")
+
+    def chunk_steps(self, batch: int) -> int:
+        """The chunk size in steps for a batch of ``batch``: :attr:`chunk_size` if set, else
+        ``CHUNK_BYTES // (batch * out_features * bytes per element)``, between 1 and
+        ``MAX_CHUNK_STEPS``.
+
+        Feeding a stream to a network in blocks of ``min(l.chunk_steps(B) for l in layers)``
+        steps keeps every layer's outputs of a block in cache: the fastest way to run a long
+        sequence (``docs/speed.md``).
+        """
+        if self.chunk_size is not None:
+            return self.chunk_size
+        per_step = max(1, batch * self.out_features * self.weight.element_size())
+        return max(1, min(self.MAX_CHUNK_STEPS, self.CHUNK_BYTES // per_step))
 
     def _advance(self, x: Tensor, sequence: bool, bptt: bool) -> Tensor:
         xs = x if sequence else x.unsqueeze(0)
@@ -272,8 +291,8 @@ class TraceLayer(nn.Module):
         m = self.membrane
         out, self.membrane = self._dynamics(c.to(m.dtype), m, True)
         with torch.no_grad():
-            trace, size = self.trace, self.chunk_size
-            d, w = self._trace_decay_and_weights(xs.shape[0])
+            trace, size = self.trace, self.chunk_steps(xs.shape[1])
+            d, w = self._trace_decay_and_weights(xs.shape[0], size)
             for start in range(0, xs.shape[0], size):
                 trace = self._trace_chunk(trace, xs[start : start + size], d, w)
             self.trace = trace
@@ -284,11 +303,11 @@ class TraceLayer(nn.Module):
         if torch.is_grad_enabled():  # advance() called directly with autograd on
             with torch.no_grad():
                 return self._advance_fast(xs)
-        steps, size = xs.shape[0], self.chunk_size
+        steps, size = xs.shape[0], self.chunk_steps(xs.shape[1])
         state = self._buffers  # plain dict access: nn.Module.__setattr__ costs microseconds
         m, trace = state["membrane"], state["trace"]
         out = m.new_empty((steps, *m.shape))
-        d, w = self._trace_decay_and_weights(steps)
+        d, w = self._trace_decay_and_weights(steps, size)
         for start in range(0, steps, size):
             xc, oc = xs[start : start + size], out[start : start + size]
             trace = self._trace_chunk(trace, xc, d, w)  # xc is read twice while it is in cache
@@ -309,7 +328,9 @@ class TraceLayer(nn.Module):
         else:
             torch.addmm(self.bias, x2, self.weight.t(), out=o2)
 
-    def _trace_decay_and_weights(self, steps: int) -> tuple[Tensor | float, Tensor | None]:
+    def _trace_decay_and_weights(
+        self, steps: int, chunk: int
+    ) -> tuple[Tensor | float, Tensor | None]:
         """The trace decay for :func:`trace_run` and, for chunks, its weights (once per call).
 
         The decay is a Python number when all channels share it, which makes the closed form
@@ -321,7 +342,7 @@ class TraceLayer(nn.Module):
         raw = self.trace_decay_raw.detach()
         if steps <= 1:
             return torch.sigmoid(raw), None
-        size = min(steps, self.chunk_size)
+        size = min(steps, chunk)
         cached = self.__dict__.get("_trace_cache")
         if (
             cached is not None
@@ -336,7 +357,7 @@ class TraceLayer(nn.Module):
             return d, tf.trace_weights(d, size, like=self.trace)
         if bool((d == d[0]).all()):
             d = float(d[0])  # a number: trace_run's one-BLAS-call form
-        w = tf.trace_weights(d, max(size, self.chunk_size), like=self.trace)
+        w = tf.trace_weights(d, chunk, like=self.trace)
         self.__dict__["_trace_cache"] = (raw.clone(), d, w)
         return d, w
 
