@@ -6,11 +6,14 @@ last step, backward, Adam step. Each (library, T) runs in a fresh subprocess
 (``python -m benchmarks.cost worker ...``) with one thread, which reports:
 
 - ``train_peak``: peak RSS during a training step above the RSS just before it (after a
-  warm-up step, ``gc`` and ``malloc_trim``; the kernel's high-water mark is reset first);
-- ``saved``: bytes autograd saved for backward during that step (``saved_tensors_hooks``,
-  unique storages);
-- ``train_s``: median wall time of a training step;
-- ``fwd_s`` and ``fwd_peak``: the same for a forward pass of ``T`` steps under ``no_grad``.
+  warm-up step, ``gc`` and ``malloc_trim``; the kernel's high-water mark is reset first),
+  with glibc's mmap threshold fixed at 64 KiB (see ``THREAD_ENV``); blocks below it live in
+  the heap, so its fragmentation is included;
+- ``saved``: the peak of bytes autograd holds saved for backward (distinct live storages,
+  through ``saved_tensors_hooks``; a second step), independent of the allocator;
+- ``train_s``: median wall time of further training steps;
+- ``fwd_s`` and ``fwd_peak``: the same for a forward pass of ``T`` steps under ``no_grad``;
+- ``input_s``: the time to generate the input stream alone (it is inside every time above).
 
 The driver runs T in increasing order per library, extrapolates memory and time linearly in T
 from the runs so far, and skips (with the reason recorded) a run that would pass the memory cap
@@ -73,15 +76,11 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     def stream(steps: int):
         return bernoulli_stream(steps, args.batch, spec.n_in, args.p, args.chunk, args.seed)
 
-    def train_step(steps: int, hooks: SavedBytes | None = None) -> None:
+    def train_step(steps: int) -> None:
         runner.reset()
         out = None
         for chunk in stream(steps):
-            if hooks is None:
-                out = runner.run(chunk)
-            else:
-                with hooks:
-                    out = runner.run(chunk)
+            out = runner.run(chunk)
         loss = F.cross_entropy(out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -108,18 +107,24 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     row["setup_s"] = time.perf_counter() - t_start
 
     if trains:
+        # 1. memory: one training step from a trimmed heap, kernel high-water mark reset
         release_memory()
         reset_peak_rss()
         base = rss_bytes()
-        saved = SavedBytes()
         t0 = time.perf_counter()
-        train_step(args.steps, saved)
+        train_step(args.steps)
         first = time.perf_counter() - t0
         row["train_peak"] = peak_rss_bytes() - base
-        row["saved"] = saved.bytes
-        row["saved_tensors"] = saved.tensors
         row["baseline_rss"] = base
-        times = [first] if args.reps == 0 else []
+        # 2. what autograd saves for backward (a separate step: the counting has a cost)
+        saved = SavedBytes()
+        with saved:
+            train_step(args.steps)
+        row["saved"] = saved.peak
+        row["saved_total"] = saved.total
+        row["saved_tensors"] = saved.tensors
+        # 3. time: the median of ``reps`` more steps (reps=0: the memory step's time)
+        times = [] if args.reps else [first]
         for _ in range(args.reps):
             t0 = time.perf_counter()
             train_step(args.steps)
@@ -274,15 +279,16 @@ def run_cost(
                     f"{mem_cap_gb:.0f} GB (linear in T from smaller T)",
                     "predicted_peak": mem,
                 }
-            elif history and t_train > budget_s:
+            elif history and 2 * t_train > budget_s:
                 row = {
                     **base,
-                    "skipped": f"predicted {t_train:.0f} s per training step > the "
-                    f"{budget_s:.0f} s budget (linear in T from smaller T)",
+                    "skipped": f"predicted {t_train:.0f} s per training step: two of them "
+                    f"pass the {budget_s:.0f} s budget (linear in T from smaller T)",
                     "predicted_train_s": t_train,
                 }
             else:
-                reps = max_reps if one == 0 else int(max(1, min(max_reps, budget_s / one - 1)))
+                # two untimed steps (memory, saved bytes) come first; reps=0 reuses the first
+                reps = max_reps if one == 0 else int(max(0, min(max_reps, budget_s / one - 2)))
                 log(f"  cost: {lib:16s} T={steps:>6d} reps={reps}")
                 row = run_worker(
                     lib,

@@ -82,8 +82,14 @@ from identical weights):
 
 Memory: peak RSS (kernel high-water mark, reset with `/proc/self/clear_refs`) during the
 measured step minus the RSS just before it, after a warm-up step, `gc` and `malloc_trim`;
-workers run with `MALLOC_MMAP_THRESHOLD_=65536` so freed blocks return to the OS. "Saved for
-backward" counts unique storages packed by `torch.autograd.graph.saved_tensors_hooks`.
+workers run with glibc's mmap threshold fixed at 64 KiB (`MALLOC_MMAP_THRESHOLD_=65536`), so
+every block of 64 KiB or more returns to the OS when freed (with the default, dynamic
+threshold RSS depends on allocation history). Per-step tensors of a BPTT graph are smaller
+(a `[64, 128]` float32 state is 32 KiB) and live in the heap, whose fragmentation is part of
+the RSS a user sees: it is why the RSS of the BPTT libraries is several times their "saved for
+backward". That column is the peak of the bytes autograd holds saved (distinct live storages,
+counted through `torch.autograd.graph.saved_tensors_hooks` in a separate step), independent of
+the allocator; for tracetorch it is its one-step local graphs, built in backward.
 Accuracy runs: Adam, batch 64, cross-entropy on the readout at the last step, seeds vary the
 initialisation, split and spike noise. Evidence tasks use a readout whose time constant is the
 trial length (beta = 1 - 1/T) in every method, and tracetorch traces with horizon T (the
