@@ -430,18 +430,40 @@ def _fidelity_table(acc: list[dict]) -> str:
                     mean("fidelity_final", "bptt_vs_bptt_surrogate"),
                 ]
             )
-    return _table(
-        [
-            "task",
-            "layer",
-            "trace vs BPTT, init (all params)",
-            "init (weight)",
-            "after training (all)",
-            "after (weight)",
-            "BPTT atan vs fast-sigmoid, init",
-            "after",
-        ],
-        rows,
+    kinds = ("weight", "bias", "beta_raw", "threshold_raw")
+    krows = []
+    for key, runs in by_key.items():
+        cells = []
+        for kind in kinds:
+            pair = []
+            for stage in ("fidelity_init", "fidelity_final"):
+                params = [r.get(stage, {}).get("trace_vs_bptt", {}).get("param", {}) for r in runs]
+                vals = [v for p in params for n, v in p.items() if n.split(".", 1)[-1] == kind]
+                pair.append("-" if not vals else f"{sum(vals) / len(vals):.2f}")
+            cells.append(" / ".join(pair))
+        krows.append([key, *cells])
+    by_kind = _table(["task", *[f"{k} (init / trained)" for k in kinds]], krows)
+    intro = (
+        "Per kind of parameter (trace vs BPTT cosine, mean over layers and seeds; `beta_raw` "
+        "and `threshold_raw` are the stored parameters behind beta and the threshold):\n\n"
+    )
+    return (
+        intro
+        + by_kind
+        + "\n\nPer layer:\n\n"
+        + _table(
+            [
+                "task",
+                "layer",
+                "trace vs BPTT, init (all params)",
+                "init (weight)",
+                "after training (all)",
+                "after (weight)",
+                "BPTT atan vs fast-sigmoid, init",
+                "after",
+            ],
+            rows,
+        )
     )
 
 

@@ -41,8 +41,8 @@ CASES = ("dynamics", "cost", "accuracy", "fidelity", "ablation")
 QUICK = {
     "cost": {
         "steps": [100, 1000],
-        "budget_s": 10.0,
-        "max_reps": 3,
+        "budget_s": 20.0,
+        "max_reps": 1,
         "mem_cap_gb": 4.0,
         "libs": [lib for lib in COST_LIBRARIES if lib != "tracetorch-bptt"],
     },
