@@ -90,8 +90,19 @@ def measure(
     """Trace-vs-BPTT cosines of ``model`` (a ``tt.nn.Sequential``) on ``batches``.
 
     With ``reference_surrogate``, also the cosine between BPTT with the model's surrogate and
-    BPTT with that one (a copy of the model with the same weights).
+    BPTT with that one (a copy of the model with the same weights). The global RNG is left as
+    it was, so measuring does not change the training run around it.
     """
+    with torch.random.fork_rng():
+        return _measure(model, batches, chunk, reference_surrogate)
+
+
+def _measure(
+    model: nn.Module,
+    batches: list[tuple[Any, Tensor]],
+    chunk: int,
+    reference_surrogate: str | None,
+) -> dict[str, Any]:
     trace = _gradients(model, batches, chunk, bptt=False)
     bptt = _gradients(model, batches, chunk, bptt=True)
     result = {"trace_vs_bptt": compare(trace, bptt)}
@@ -106,24 +117,13 @@ def measure(
 
 
 def _with_surrogate(model: nn.Module, surrogate: str) -> nn.Module | None:
-    """A copy of ``model`` whose LIF layers use ``surrogate`` (same weights), or None."""
+    """A copy of ``model`` whose LIF layers use ``surrogate`` (same parameters), or None."""
     layers = []
     for layer in model:
+        kw = {"bias": layer.bias is not None}
         if isinstance(layer, tt.nn.LIF):
-            kw = {
-                "beta": layer.beta.detach(),
-                "threshold": layer.threshold.detach(),
-                "bias": layer.bias is not None,
-                "surrogate": surrogate,
-            }
-            new = tt.nn.LIF(layer.in_features, layer.out_features, **kw)
-        else:
-            new = type(layer)(
-                layer.in_features,
-                layer.out_features,
-                beta=layer.beta.detach(),
-                bias=layer.bias is not None,
-            )
-        new.load_state_dict(layer.state_dict())
+            kw["surrogate"] = surrogate
+        new = type(layer)(layer.in_features, layer.out_features, **kw)
+        new.load_state_dict(layer.state_dict())  # weights, beta, threshold, trace decay
         layers.append(new)
     return tt.nn.Sequential(*layers)
