@@ -41,7 +41,7 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "digits": Recipe(steps=25, epochs=20, hidden=256, batch_size=32, lr=2e-3),
-    "evidence": Recipe(steps=None, epochs=4, hidden=64, batch_size=64, lr=3e-3, chunk_size=500),
+    "evidence": Recipe(steps=None, epochs=4, hidden=64, batch_size=64, lr=3e-3, chunk_size=250),
     "yinyang": Recipe(steps=50, epochs=20, hidden=128, batch_size=32, lr=2e-3),
 }
 

@@ -105,21 +105,26 @@ def _pieces(
     """Cut ``x`` into pieces ``[t, B, F]``; yield ``(piece, step after it, is_last)``.
 
     Pieces never straddle a multiple of ``learn_every``; they are at most ``chunk_size``
-    long (a stream keeps its own chunk size when ``chunk_size`` is None).
+    long (a stream keeps its own chunk size when ``chunk_size`` is None). A tensor or a
+    :class:`~tracetorch.data.SpikeStream` knows its length, so only one piece exists at a time;
+    a plain iterable of chunks is read one chunk ahead to find the last one.
     """
     if isinstance(x, Tensor):
         if x.dim() < 2:
             raise ValueError(f"x must be a sequence [T, B, ...], got shape {tuple(x.shape)}")
         source: Iterable[Tensor] = x.split(chunk_size) if chunk_size else (x,)
+        total: int | None = x.shape[0]
     elif isinstance(x, SpikeStream):
-        source = x.chunks(chunk_size)
+        source, total = x.chunks(chunk_size), x.steps
     elif isinstance(x, Iterable):
-        source = x
+        source, total = x, None
     else:
         raise TypeError(
             f"a batch's input must be a tensor [T, B, F], a SpikeStream or an iterable of "
             f"chunks, got {type(x).__name__}"
         )
+    if total == 0:
+        raise ValueError("empty input sequence")
     done = 0
     pending: Tensor | None = None
     for chunk in source:
@@ -129,11 +134,20 @@ def _pieces(
             cuts += list(range(first - done, chunk.shape[0], learn_every))
         cuts.append(chunk.shape[0])
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-            if b > a:
-                if pending is not None:
-                    yield pending, done, False
-                pending = chunk[a:b]
+            if b <= a:
+                continue
+            if total is not None:
                 done += b - a
+                yield chunk[a:b], done, done >= total
+                continue
+            if pending is not None:
+                yield pending, done, False
+            pending = chunk[a:b]
+            done += b - a
+    if total is not None:
+        if done != total:
+            raise ValueError(f"the input produced {done} steps, expected {total}")
+        return
     if pending is None:
         raise ValueError("empty input sequence")
     yield pending, done, True

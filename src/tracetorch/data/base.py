@@ -40,11 +40,13 @@ def _mix_int(z: int) -> int:
 
 def _mix(z: Tensor) -> Tensor:
     """splitmix64's finaliser on an int64 tensor, in place (wrapping products, logical shifts)."""
-    z.bitwise_xor_((z >> 30) & ((1 << 34) - 1))
-    z.mul_(_signed(_M1))
-    z.bitwise_xor_((z >> 27) & ((1 << 37) - 1))
-    z.mul_(_signed(_M2))
-    z.bitwise_xor_((z >> 31) & ((1 << 33) - 1))
+    tmp = torch.empty_like(z)
+    for shift, mult in ((30, _signed(_M1)), (27, _signed(_M2)), (31, None)):
+        torch.bitwise_right_shift(z, shift, out=tmp)
+        tmp.bitwise_and_((1 << (64 - shift)) - 1)
+        z.bitwise_xor_(tmp)
+        if mult is not None:
+            z.mul_(mult)
     return z
 
 
@@ -89,7 +91,9 @@ def counter_uniform(
     counter = (t.view(-1, 1) * channels + f.view(1, -1)) * _signed(_GOLDEN)  # [T, F]
     z = counter.unsqueeze(1) + base.view(1, -1, 1)  # [T, B, F]
     z = _mix(z)
-    return ((z >> 40) & 0xFFFFFF).to(dtype) * (1.0 / (1 << 24))
+    z.bitwise_right_shift_(40)  # the top 24 bits (the shift may drag the sign along: mask it)
+    z.bitwise_and_(0xFFFFFF)
+    return z.to(dtype).mul_(1.0 / (1 << 24))
 
 
 class SpikeStream:

@@ -183,17 +183,26 @@ class Evidence(SpikeTask):
         cue_p = 1 - (1 - self.cue_rate) * (1 - bg)
         F = self.n_inputs
 
+        # spike probability of each channel in each period, [1, B, F] (broadcast over time)
+        p_listen = torch.full((1, len(ids), F), bg, device=ids.device)
+        p_listen[0, :, :g] = group_p[:, 0:1]
+        p_listen[0, :, g : 2 * g] = group_p[:, 1:2]
+        p_recall = torch.full((1, 1, F), bg, device=ids.device)
+        p_recall[0, 0, 2 * g :] = cue_p
+        periods = (
+            (0, listen_end, p_listen),
+            (listen_end, recall_start, bg),
+            (recall_start, self.steps, p_recall),
+        )
+
         def make_chunk(start: int, stop: int) -> Tensor:
             u = counter_uniform(key, ids, start, stop, F)  # [t, B, F]
-            p = torch.full((1, 1, F), bg, device=ids.device).expand_as(u).clone()
-            a, b = start, min(stop, listen_end)
-            if a < b:  # listening
-                p[: b - a, :, :g] = group_p[:, 0:1]
-                p[: b - a, :, g : 2 * g] = group_p[:, 1:2]
-            a, b = max(start, recall_start), stop
-            if a < b:  # recall cue
-                p[a - start : b - start, :, 2 * g :] = cue_p
-            return (u < p).to(torch.float32)
+            out = torch.empty(u.shape, device=u.device, dtype=torch.bool)
+            for a, b, p in periods:
+                a, b = max(a, start), min(b, stop)
+                if a < b:
+                    torch.lt(u[a - start : b - start], p, out=out[a - start : b - start])
+            return out.to(torch.float32)
 
         listening = make_chunk(0, listen_end)
         counts = torch.stack(
