@@ -80,6 +80,7 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         runner.reset()
         out = None
         for chunk in stream(steps):
+            out = None  # the loss needs only the last chunk's output: drop the stale one first
             out = runner.run(chunk)
         loss = F.cross_entropy(out, y)
         opt.zero_grad(set_to_none=True)
