@@ -280,11 +280,11 @@ def run_cost(
                     f"{mem_cap_gb:.0f} GB (linear in T from smaller T)",
                     "predicted_peak": mem,
                 }
-            elif history and 2 * t_train > budget_s:
+            elif history and t_train > budget_s:
                 row = {
                     **base,
-                    "skipped": f"predicted {t_train:.0f} s per training step: two of them "
-                    f"pass the {budget_s:.0f} s budget (linear in T from smaller T)",
+                    "skipped": f"predicted {t_train:.0f} s per training step > the "
+                    f"{budget_s:.0f} s budget (linear in T from smaller T)",
                     "predicted_train_s": t_train,
                 }
             else:
@@ -299,7 +299,7 @@ def run_cost(
                     chunk=chunk,
                     batch=batch,
                     p=p,
-                    timeout_s=max(4 * budget_s, 60),
+                    timeout_s=max(6 * budget_s, 60),
                     mem_cap=mem_cap,
                 )
             if "skipped" in row or "error" in row:
