@@ -21,8 +21,9 @@ class LI(TraceLayer):
 
     Args: as :class:`LIF` (``in_features``, ``out_features``, ``bias``, ``beta``,
     ``trace_decay`` / ``horizon``, ``bias_correction``, ``learn_*``, ``learning``), without
-    threshold, rate function or surrogate. A slow readout (``beta`` near 1) holds evidence
-    over long delays.
+    threshold, rate function or surrogate. ``beta`` defaults to 0.99: a slow readout
+    accumulates evidence over the sequence and holds it over long delays (see
+    ``docs/defaults.md``).
 
     Shape:
         - Input: ``[B, in_features]`` or ``[T, B, in_features]``.
@@ -34,8 +35,10 @@ class LI(TraceLayer):
         torch.Size([25, 32, 10])
     """
 
-    def __init__(self, in_features: int, out_features: int, **kwargs) -> None:
-        super().__init__(in_features, out_features, **kwargs)
+    def __init__(
+        self, in_features: int, out_features: int, *, beta: float | Tensor = 0.99, **kwargs
+    ) -> None:
+        super().__init__(in_features, out_features, beta=beta, **kwargs)
         self.reset_parameters()
 
     def _dynamics(self, c: Tensor, m: Tensor, bptt: bool) -> tuple[Tensor, Tensor]:
