@@ -87,7 +87,7 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--chunk", type=int, default=500, help="steps per chunk")
+    p.add_argument("--chunk", type=int, default=250, help="steps per chunk")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trainer", action="store_true", help="use tracetorch.training.Trainer")
     args = p.parse_args()

@@ -49,7 +49,8 @@ RECIPES: dict[str, Recipe] = {
 def build_model(task, hidden: int) -> torch.nn.Module:
     """The network ``tracetorch train`` uses for ``task``: ``LIF(F, hidden) -> LI(hidden, C)``.
 
-    ``digits`` and ``yinyang`` use the library's default layers. ``evidence`` needs memory:
+    ``digits`` uses the library's default layers; ``yinyang`` the same with a second hidden
+    ``LIF(hidden, hidden)``. ``evidence`` needs memory:
     the readout is a slow leaky integrator (``beta = 1 - 1/T``) whose trace decay is tied to
     ``beta`` without bias correction, so its trace-learning gradient is exact, and it has no
     bias (a bias would grow to ``b / (1 - beta)``); the hidden layer has no bias either (silent
@@ -64,6 +65,8 @@ def build_model(task, hidden: int) -> torch.nn.Module:
             ttnn.LIF(f, hidden, bias=False, trace_decay=slow, bias_correction=False),
             ttnn.LI(hidden, c, bias=False, beta=slow, trace_decay=slow, bias_correction=False),
         )
+    if task.name == "yinyang":  # a curved boundary: two hidden layers do better than one
+        return ttnn.Sequential(ttnn.LIF(f, hidden), ttnn.LIF(hidden, hidden), ttnn.LI(hidden, c))
     return ttnn.Sequential(ttnn.LIF(f, hidden), ttnn.LI(hidden, c))
 
 
