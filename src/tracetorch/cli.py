@@ -1,7 +1,7 @@
 """The ``tracetorch`` command: ``tracetorch demo`` and ``tracetorch train --task ...``.
 
 ``tracetorch demo`` trains a spiking network on scikit-learn's digits with trace learning
-(about half a minute on two CPU cores) and prints the test accuracy, the time and the peak
+(about 15 s on two CPU cores) and prints the test accuracy, the time and the peak
 memory; it writes a loss/accuracy plot and a spike raster of every layer. ``tracetorch train``
 runs any bundled task (``digits``, ``evidence``, ``yinyang``) with trace or BPTT learning.
 See ``docs/cli.md``.
@@ -40,7 +40,7 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "digits": Recipe(steps=25, epochs=20, hidden=256, batch_size=32, lr=2e-3),
+    "digits": Recipe(steps=25, epochs=30, hidden=128, batch_size=32, lr=5e-3),
     "evidence": Recipe(steps=None, epochs=4, hidden=64, batch_size=64, lr=3e-3, chunk_size=250),
     "yinyang": Recipe(steps=50, epochs=20, hidden=128, batch_size=32, lr=2e-3),
 }
@@ -165,7 +165,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="train on digits with trace learning (about 30 s), print accuracy, time, memory",
+        help="train on digits with trace learning (about 15 s), print accuracy, time, memory",
         description="The main job, no arguments needed: a LIF -> LI network learns scikit-"
         "learn's 8x8 digits (rate-coded spikes) with trace learning. Prints the test "
         "accuracy, time and peak memory; writes curves.png and activity.png.",
