@@ -85,6 +85,13 @@ def test_options_of_other_tasks_are_refused(argv, match, capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and match in err
 
 
+def test_unwritable_output_is_one_line(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run(["train", "--task", "digits", *TINY_DIGITS, "--out", str(blocker)], capsys)
+    assert code == 1 and err.count("\n") == 1 and err.startswith("tracetorch: error:")
+
+
 def test_train_digits_writes_results_and_plots(capsys, tmp_path):
     out = tmp_path / "run"
     code, stdout, _ = run(["train", "--task", "digits", *TINY_DIGITS, "--out", str(out)], capsys)

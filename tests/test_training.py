@@ -49,6 +49,10 @@ def toy_net(seed: int = 0) -> tt.nn.Sequential:
     return tt.nn.Sequential(tt.nn.LIF(12, 32), tt.nn.LI(32, 3))
 
 
+def toy_net_64() -> tt.nn.Sequential:
+    return tt.nn.Sequential(tt.nn.LIF(64, 8), tt.nn.LI(8, 10))
+
+
 class CountingAdam(torch.optim.Adam):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -155,6 +159,9 @@ def test_fit_shortcut_and_data_forms():
     batches = toy_batches(2)
     h = fit(toy_net(), lambda epoch: batches, 2, lr=1e-2, progress=False, test=batches)
     assert len(h["test_accuracy"]) == 2
+    task = tt.data.Digits(steps=3)
+    h = fit(toy_net_64(), task, 1, progress=False, max_batches=1, test=False)
+    assert "test_accuracy" not in h and len(h["train_accuracy"]) == 1
     with pytest.raises(TypeError, match="SpikeTask"):
         Trainer(toy_net(), progress=False).fit(42, 1)
 

@@ -472,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; continue with --resume", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, ImportError, FileNotFoundError, FloatingPointError) as e:
+    except (ValueError, TypeError, ImportError, OSError, FloatingPointError) as e:
         print(f"tracetorch: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -375,7 +375,7 @@ class Trainer:
         train: Data,
         epochs: int,
         *,
-        test: Data | None = None,
+        test: Data | None | bool = None,
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
         callback: Callable[[Trainer, dict], None] | None = None,
@@ -388,7 +388,8 @@ class Trainer:
                 ``"test"`` split for evaluation unless ``test`` is given), an iterable of
                 ``(x, y)`` batches, or a function ``epoch -> iterable`` (new data per epoch).
             epochs: total number of epochs.
-            test: data to evaluate on after each epoch; ``None`` with a task: its test split.
+            test: data to evaluate on after each epoch; ``None``: a task's test split (no
+                evaluation for other data); ``False``: no evaluation.
             checkpoint: file to save after every epoch (atomically).
             resume: continue from ``checkpoint`` if it exists.
             callback: ``callback(trainer, epoch_record)`` after each epoch.
@@ -407,6 +408,8 @@ class Trainer:
             self.load(checkpoint)
         if test is None and isinstance(train, SpikeTask):
             test = train
+        elif test is False:
+            test = None
         while self.epoch < epochs:
             e = self.epoch
             record: dict[str, Any] = {"epoch": e + 1}
