@@ -35,10 +35,18 @@ def test_per_channel_decay_of_wrong_length(arg, size):
         tt.nn.LIF(4, 3, **{arg: torch.full((size + 1,), 0.5)})
 
 
-@pytest.mark.parametrize("threshold", [0.0, -1.0, float("nan"), torch.tensor([1.0, 0.0, 1.0])])
+@pytest.mark.parametrize(
+    "threshold", [0.0, -1.0, float("nan"), float("inf"), torch.tensor([1.0, 0.0, 1.0])]
+)
 def test_threshold_not_positive(threshold):
-    with pytest.raises(ValueError, match="threshold must be > 0"):
+    with pytest.raises(ValueError, match="threshold must be finite and > 0"):
         tt.nn.LIF(4, 3, threshold=threshold)
+
+
+@pytest.mark.parametrize("arg", ["beta", "trace_decay"])
+def test_decay_that_rounds_to_one_in_float32(arg):
+    with pytest.raises(ValueError, match=rf"{arg} must be in \(0, 1\)"):
+        tt.nn.LIF(4, 3, **{arg: 1 - 1e-12})
 
 
 def test_threshold_of_wrong_length():

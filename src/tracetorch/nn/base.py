@@ -16,10 +16,6 @@ from ..learning.trace import trace_apply, trace_backward
 __all__ = ["TraceLayer"]
 
 
-def _logit(p: float) -> float:
-    return math.log(p / (1 - p))
-
-
 def _check_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -38,8 +34,10 @@ def _as_float64(value: float | Tensor, name: str) -> Tensor:
 
 def _check_open_unit(value: float | Tensor, name: str) -> Tensor:
     t = _as_float64(value, name)
-    if not torch.is_floating_point(t) or not bool(((t > 0) & (t < 1)).all()):
-        raise ValueError(f"{name} must be in (0, 1), got {value}")
+    # Checked in float32 too: 1 - 1e-12 would round to 1.0 in a float32 layer (c / 0).
+    t32 = t.float()
+    if not bool(((t > 0) & (t < 1) & (t32 > 0) & (t32 < 1)).all()):
+        raise ValueError(f"{name} must be in (0, 1) (also after rounding to float32), got {value}")
     return t
 
 

@@ -75,8 +75,8 @@ class LIF(TraceLayer):
     ) -> None:
         super().__init__(in_features, out_features, **kwargs)
         t = _as_float64(threshold, "threshold")
-        if not bool((t > 0).all()):
-            raise ValueError(f"threshold must be > 0, got {threshold}")
+        if not bool(((t > 0) & torch.isfinite(t)).all()):
+            raise ValueError(f"threshold must be finite and > 0, got {threshold}")
         self._init_threshold = _broadcast(t, out_features, "threshold")
         self.rate_fn = tf.get_rate_fn(rate_fn)
         self.surrogate = tf.get_surrogate(surrogate)
