@@ -138,3 +138,12 @@ def test_gradcheck(name):
     beta = torch.tensor(0.7, dtype=f64, requires_grad=True)
     theta = torch.tensor(1.1, dtype=f64, requires_grad=True)
     assert torch.autograd.gradcheck(fn, (c, beta, theta))
+
+
+def test_li_average_after_steps_is_the_actual_membrane():
+    c = torch.randn(4, 3, dtype=f64)
+    beta = torch.tensor([0.5, 0.9, 0.99], dtype=f64)
+    ms, m = tt.functional.li_run(c.expand(25, 4, 3), torch.zeros(4, 3, dtype=f64), beta)
+    torch.testing.assert_close(R.li_average(c, beta, steps=25), m)
+    torch.testing.assert_close(R.li_average(c, beta), c / (1 - beta))
+    torch.testing.assert_close(R.lis_average(c, beta, steps=25), torch.softmax(m, -1))
