@@ -2,8 +2,8 @@ r"""Choose tracetorch's defaults by measurement: the LIF rate function and the t
 
 One command reproduces every figure of ``docs/defaults.md``::
 
-    python -m benchmarks.defaults            # full: ~1-2 h on 2 busy cores, 2 runs at once
-    python -m benchmarks.defaults --quick    # a few minutes: short simulations, 10 epochs, 1 seed
+    python -m benchmarks.defaults            # full: 10-20 min on 2 cores, 2 runs at once
+    python -m benchmarks.defaults --quick    # ~1 min: short simulations, 10 epochs, 1 seed
 
 Sections (``--sections rates,network,digits,claims``):
 
