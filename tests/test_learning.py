@@ -89,16 +89,27 @@ def test_local_graph_gradcheck(cls, kwargs):
 
 
 def test_li_and_lis_average_outputs_are_stationary_values():
-    """LI: ``(W a + b) / (1 - beta)``, where the membrane settles under constant input a;
-    LIS: the softmax of that membrane."""
+    """Without bias correction, LI: ``(W a + b) / (1 - beta)``, where the membrane settles under
+    constant input a; LIS: the softmax of that membrane."""
     a = torch.rand(2, 4, dtype=f64)
     for cls, out in ((tt.nn.LI, lambda m: m), (tt.nn.LIS, lambda m: torch.softmax(m, -1))):
-        layer = cls(4, 3, beta=0.8, dtype=f64)
+        layer = cls(4, 3, beta=0.8, bias_correction=False, dtype=f64)
         stationary = (a @ layer.weight.T + layer.bias) / (1 - layer.beta)
         torch.testing.assert_close(layer.average_output(a), out(stationary))
         last = layer(a.expand(400, 2, 4))[-1]
         torch.testing.assert_close(layer.membrane, stationary.detach(), rtol=1e-9, atol=1e-9)
         torch.testing.assert_close(last, out(stationary).detach(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("steps", [1, 5, 25])
+def test_li_and_lis_average_outputs_of_a_young_sequence_are_the_actual_outputs(steps):
+    """With bias correction, n steps after a reset under constant input, the average output is
+    the membrane actually reached, ``c (1 - beta^n) / (1 - beta)`` (and its softmax)."""
+    a = torch.rand(2, 4, dtype=f64)
+    for cls in (tt.nn.LI, tt.nn.LIS):
+        layer = cls(4, 3, beta=0.99, dtype=f64)
+        last = layer(a.expand(steps, 2, 4))[-1]
+        torch.testing.assert_close(layer.average_output(layer.average_input()), last.detach())
 
 
 # ----------------------------------------------------------------------------- learning signals

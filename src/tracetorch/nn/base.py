@@ -386,6 +386,10 @@ class TraceLayer(nn.Module):
         steps = self.steps if self.bias_correction else None
         return tf.trace_mean(self.trace.detach(), self.trace_decay, steps)
 
+    def _output_steps(self) -> int | None:
+        """Steps since reset for the young-sequence correction of an average output, or None."""
+        return self.steps if self.bias_correction else None
+
     def average_output(self, a: Tensor) -> Tensor:
         """The layer's average output for average input ``a`` (the local graph)."""
         raise NotImplementedError
