@@ -6,10 +6,13 @@ from .rates import (
     RATE_FUNCTIONS,
     get_rate_fn,
     li_average,
+    linear_rate,
     lis_average,
     log_rate,
     mean_field_rate,
+    plateau_edges,
     smooth_clamp,
+    staircase_rate,
 )
 from .surrogates import SURROGATES, atan, fast_sigmoid, get_surrogate, heaviside
 from .traces import (
@@ -44,6 +47,7 @@ __all__ = [
     "li_run",
     "li_run_",
     "li_step",
+    "linear_rate",
     "lif_run",
     "lif_run_",
     "lif_step",
@@ -52,8 +56,10 @@ __all__ = [
     "lis_run_",
     "log_rate",
     "mean_field_rate",
+    "plateau_edges",
     "set_backend",
     "smooth_clamp",
+    "staircase_rate",
     "stationary_value",
     "trace_mean",
     "trace_run",
