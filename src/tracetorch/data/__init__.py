@@ -20,7 +20,7 @@ task        what                                                    inputs  clas
 
 from __future__ import annotations
 
-from .base import SpikeStream, SpikeTask, counter_uniform, stream_key
+from .base import FeatureTask, SpikeStream, SpikeTask, counter_uniform, stream_key
 from .digits import Digits, load_digits
 from .evidence import Evidence
 from .yinyang import YinYang, make_yinyang, yinyang_class
@@ -30,6 +30,7 @@ __all__ = [
     "Digits",
     "Evidence",
     "SpikeStream",
+    "FeatureTask",
     "SpikeTask",
     "YinYang",
     "counter_uniform",

@@ -233,6 +233,33 @@ class SpikeTask:
         return f"{type(self).__name__}({args})"
 
 
+class FeatureTask(SpikeTask):
+    """A task over a fixed table of features per split (``_data[split] = (x [N, F], y [N])``),
+    spike-coded per batch (:class:`Digits`, :class:`YinYang`)."""
+
+    _data: dict[str, tuple[Tensor, Tensor]]
+
+    def num_samples(self, split: str) -> int:
+        return len(self._data[split][1])
+
+    def features(self, split: str = "train") -> tuple[Tensor, Tensor]:
+        """The split's features ``[N, F]`` and labels ``[N]``, before spike coding."""
+        return self._data[split]
+
+    def _rows(self, split: str, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Features ``[B, F]`` and labels ``[B]`` of samples ``ids``, on ``ids``' device."""
+        x, y = self._data[split]
+        cpu_ids = ids.cpu()
+        return x[cpu_ids].to(ids.device), y[cpu_ids].to(ids.device)
+
+    def _rate_code(self, split: str, ids: Tensor, p: Tensor, draw: int) -> Tensor:
+        """Bernoulli spikes ``[T, B, F]`` with probability ``p [B, F]``, reproducible per sample
+        (counter-based: independent of batch size and device) and per ``draw``."""
+        key = stream_key(self.seed, self.name, split, draw)
+        u = counter_uniform(key, ids, 0, self.steps, self.n_inputs)
+        return (u < p).to(torch.float32)
+
+
 def _check_split(split: str) -> str:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

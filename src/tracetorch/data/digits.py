@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import SpikeTask, _positive_int, _probability, counter_uniform, stream_key
+from .base import FeatureTask, _positive_int, _probability
 
 __all__ = ["Digits", "load_digits"]
 
@@ -54,7 +54,7 @@ def load_digits(
     return xt[~test], yt[~test], xt[test], yt[test]
 
 
-class Digits(SpikeTask):
+class Digits(FeatureTask):
     r"""The digits as a spiking classification task: 64 rate-coded inputs, 10 classes.
 
     Each split comes from :func:`load_digits` (stratified). A sample's spikes are
@@ -100,21 +100,10 @@ class Digits(SpikeTask):
         self.n_inputs = x_train.shape[1]
         self.n_classes = 10
 
-    def num_samples(self, split: str) -> int:
-        return len(self._data[split][1])
-
-    def features(self, split: str = "train") -> tuple[Tensor, Tensor]:
-        """The split's intensities ``[N, 64]`` in [0, 1] and labels ``[N]``."""
-        return self._data[split]
-
     def _batch(self, split: str, ids: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
-        x, y = self._data[split]
-        cpu_ids = ids.cpu()
-        p = (x[cpu_ids] * self.max_prob).to(ids.device)  # [B, 64]
+        x, y = self._rows(split, ids)  # intensities [B, 64] in [0, 1]
         draw = epoch if (split == "train" and self.resample) else 0
-        key = stream_key(self.seed, self.name, split, draw)
-        u = counter_uniform(key, ids, 0, self.steps, self.n_inputs)
-        return (u < p).to(torch.float32), y[cpu_ids].to(ids.device)
+        return self._rate_code(split, ids, x * self.max_prob, draw), y
 
     def describe(self) -> dict:
         return {

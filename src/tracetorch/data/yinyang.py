@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..encode import latency
-from .base import SpikeTask, _positive_int, _probability, counter_uniform, stream_key
+from .base import FeatureTask, _positive_int, _probability
 
 __all__ = ["YinYang", "make_yinyang", "yinyang_class"]
 
@@ -70,7 +70,7 @@ def make_yinyang(
     return torch.from_numpy(features), torch.from_numpy(goal.astype(np.int64))
 
 
-class YinYang(SpikeTask):
+class YinYang(FeatureTask):
     """The Yin-Yang task: 4 spike-coded inputs, 3 balanced classes.
 
     Args:
@@ -113,26 +113,12 @@ class YinYang(SpikeTask):
         self.n_inputs = 4
         self.n_classes = 3
 
-    def num_samples(self, split: str) -> int:
-        return len(self._data[split][1])
-
-    def features(self, split: str = "train") -> tuple[Tensor, Tensor]:
-        """The split's points ``[N, 4]`` and labels ``[N]``."""
-        return self._data[split]
-
     def _batch(self, split: str, ids: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
-        x, y = self._data[split]
-        cpu_ids = ids.cpu()
-        xb = x[cpu_ids].to(ids.device)
+        xb, y = self._rows(split, ids)  # points [B, 4]
         if self.encoding == "latency":
-            spikes = latency(xb, self.steps)
-        else:
-            draw = epoch if split == "train" else 0
-            u = counter_uniform(
-                stream_key(self.seed, self.name, split, draw), ids, 0, self.steps, self.n_inputs
-            )
-            spikes = (u < xb * self.max_prob).to(torch.float32)
-        return spikes, y[cpu_ids].to(ids.device)
+            return latency(xb, self.steps), y
+        draw = epoch if split == "train" else 0
+        return self._rate_code(split, ids, xb * self.max_prob, draw), y
 
     def describe(self) -> dict:
         return {
