@@ -487,7 +487,7 @@ def _ablation_table(rows: list[dict]) -> str:
     text = _table(["task", *VARIANTS], out)
     legend = (
         "\n\n`no-bias-correction`: traces not divided by `1 - d^n`; `log-rate`: the leak-aware "
-        "rate `ln(beta)/ln(1 - theta(1-beta)/c)` instead of the mean-field rate; "
+        "rate `ln(beta)/ln(1 - theta(1-beta)/c)` instead of the default `linear` rate; "
         "`tied-readout`: the readout's trace decay equal to its beta (exact LI reconstruction); "
         "`short-horizon`: traces over 20 steps (decay 0.95, the layers' default). "
         "A variant that equals a task's own setting repeats it (digits already uses horizon "

@@ -59,8 +59,8 @@ from identical weights):
 
 - **tracetorch**: `tt.nn.Sequential(tt.nn.LIF(64, 128, beta=0.9, threshold=1.0), tt.nn.LIF(128,
   128, ...), tt.nn.LI(128, 10, beta=0.9))`, library defaults otherwise (beta and threshold
-  learnable, trace decay 0.95, bias correction on, mean-field rate). A chunk `[t, B, F]` is one
-  call (its sequence path); the loss is on the last output. "BPTT mode" is the same network
+  learnable, trace decay 0.95, bias correction on, `linear` rate function). A chunk `[t, B, F]`
+  is one call (its sequence path); the loss is on the last output. "BPTT mode" is the same network
   under `tt.learning.set_learning(net, "bptt")` (ATan surrogate).
 - **snnTorch**: `nn.Linear` + `snn.Leaky(beta, threshold, reset_mechanism="subtract",
   reset_delay=False)`, readout `snn.Leaky(reset_mechanism="none")` (its membrane), stepped in a
