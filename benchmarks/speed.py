@@ -222,27 +222,6 @@ def _timed(fn: Callable[[], Any]) -> float:
     return _clock() - start
 
 
-def peak_alloc_bytes(fn: Callable[[], Any]) -> int:
-    """Peak of bytes allocated and not yet freed while ``fn`` runs (PyTorch profiler, CPU)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            fn()
-    events = []
-    for e in prof.events():
-        if e.name == "[memory]":
-            events.append((e.time_range.start, e.cpu_memory_usage))
-        elif e.self_cpu_memory_usage:
-            events.append((e.time_range.start, e.self_cpu_memory_usage))
-    current = peak = 0
-    for _, nbytes in sorted(events):
-        current += nbytes
-        peak = max(peak, current)
-    return peak
-
-
 def _set_backend(name: str) -> None:
     tt.functional.set_backend("cpp" if name == "multi-cpp" else "torch")
 
@@ -313,7 +292,7 @@ def measure_cell(
         }
     if memory and "multi" in paths:
         _set_backend("multi")
-        result["multi"]["train_peak_bytes"] = peak_alloc_bytes(
+        result["multi"]["train_peak_bytes"] = tt.metrics.peak_allocated_bytes(
             lambda: tracer.train_step(x, steps, y, multi=True)
         )
     _set_backend("multi")

@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from torch.profiler import ProfilerActivity, profile
 
 import tracetorch as tt
 from tracetorch import functional as tf
@@ -341,23 +340,6 @@ def test_automatic_chunk_steps_bound_the_bytes_of_a_chunk():
     assert layer.double().chunk_steps(256) == layer.float().chunk_steps(256) // 2
 
 
-def _peak_bytes(fn) -> int:
-    """Peak of the bytes allocated (and not yet freed) while ``fn`` runs, from the profiler."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events = []
-    for e in prof.events():
-        if e.name == "[memory]":
-            events.append((e.time_range.start, e.cpu_memory_usage))
-        elif e.self_cpu_memory_usage:
-            events.append((e.time_range.start, e.self_cpu_memory_usage))
-    current = peak = 0
-    for _, nbytes in sorted(events):
-        current += nbytes
-        peak = max(peak, current)
-    return peak
-
-
 @pytest.mark.parametrize("cls", LAYERS)
 def test_workspace_of_a_sequence_call_is_flat_in_length(cls):
     """Beyond its output ``[T, B, out]``, a sequence call allocates the same at any T."""
@@ -368,7 +350,8 @@ def test_workspace_of_a_sequence_call_is_flat_in_length(cls):
         layer.reset_states()
         with torch.no_grad():
             layer(x[:3])
-            extra[steps] = _peak_bytes(lambda x=x: layer(x)) - x.shape[0] * 4 * 8 * 4
+            peak = tt.metrics.peak_allocated_bytes(lambda x=x: layer(x))
+            extra[steps] = peak - x.shape[0] * 4 * 8 * 4
     chunk = layer.chunk_steps(4)
     assert extra[4096] <= extra[512] + 1024  # a few scalars of bookkeeping, nothing per step
     assert extra[512] <= chunk * 4 * 16 * 4 + 8192  # at most about one chunk of the input

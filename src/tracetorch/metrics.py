@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +24,7 @@ __all__ = [
     "MultiTimescaleMeter",
     "accuracy",
     "current_memory_mb",
+    "peak_allocated_bytes",
     "peak_memory_mb",
     "record_outputs",
     "spiking_layers",
@@ -261,3 +262,30 @@ def current_memory_mb() -> float:
     except (OSError, ValueError, IndexError):
         return math.nan
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_allocated_bytes(fn: Callable[[], object]) -> int:
+    """Peak of the bytes PyTorch allocated on the CPU and had not yet freed while ``fn()`` ran.
+
+    Read from the profiler's memory events (``torch.profiler``, ``profile_memory=True``), so it
+    counts tensors only, independent of the C allocator: the measure of a step's workspace.
+    """
+    import warnings
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+    events = []
+    for e in prof.events():
+        if e.name == "[memory]":
+            events.append((e.time_range.start, e.cpu_memory_usage))
+        elif e.self_cpu_memory_usage:
+            events.append((e.time_range.start, e.self_cpu_memory_usage))
+    current = peak = 0
+    for _, nbytes in sorted(events):
+        current += nbytes
+        peak = max(peak, current)
+    return peak
