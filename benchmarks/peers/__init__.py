@@ -30,11 +30,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator
 
+import torch
 from torch import Tensor, nn
 
 from ..common import NetSpec
 
-__all__ = ["PEERS", "Runner", "available", "build", "linear_stack", "peer_status"]
+__all__ = ["PEERS", "Runner", "StepRunner", "available", "build", "linear_stack", "peer_status"]
 
 
 class Runner:
@@ -72,6 +73,39 @@ class Runner:
     def train(self, mode: bool = True) -> Runner:
         self.module.train(mode)
         return self
+
+
+class StepRunner(Runner):
+    """A runner that steps a stack of linear layers ``fcs`` one timestep at a time.
+
+    Subclasses provide ``_step(x [B, n_in], record) -> readout [B, n_out]`` (appending each
+    layer's output to ``record[i]`` when given) and, if their state needs it before the first
+    step, ``_prepare()``.
+    """
+
+    fcs: nn.ModuleList
+
+    def _step(self, x: Tensor, record: list[list[Tensor]] | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Called before each chunk (e.g. to build a state that ``reset`` left empty)."""
+
+    def run(self, chunk: Tensor) -> Tensor:
+        self._prepare()
+        for x in chunk:
+            out = self._step(x)
+        return out
+
+    def spikes(self, chunk: Tensor) -> list[Tensor]:
+        self._prepare()
+        record: list[list[Tensor]] = [[] for _ in range(len(self.fcs))]
+        for x in chunk:
+            self._step(x, record)
+        return [torch.stack(r) for r in record]
+
+    def linears(self) -> list[tuple[Tensor, Tensor]]:
+        return [(fc.weight, fc.bias) for fc in self.fcs]
 
 
 def linear_stack(spec: NetSpec) -> nn.ModuleList:

@@ -11,10 +11,10 @@ import torch
 from torch import Tensor
 
 from ..common import NetSpec
-from . import Runner, linear_stack
+from . import StepRunner, linear_stack
 
 
-class FloorRunner(Runner):
+class FloorRunner(StepRunner):
     name = "floor"
     learning = "none"
 
@@ -48,18 +48,7 @@ class FloorRunner(Runner):
         return x
 
     def run(self, chunk: Tensor) -> Tensor:
-        for x in chunk:
-            out = self._step(x)
-        return out.clone()
-
-    def spikes(self, chunk: Tensor) -> list[Tensor]:
-        record: list[list[Tensor]] = [[] for _ in range(len(self.fcs))]
-        for x in chunk:
-            self._step(x, record)
-        return [torch.stack(r) for r in record]
-
-    def linears(self) -> list[tuple[Tensor, Tensor]]:
-        return [(fc.weight, fc.bias) for fc in self.fcs]
+        return super().run(chunk).clone()  # the readout is a reused state buffer
 
 
 def build(spec: NetSpec) -> FloorRunner:

@@ -15,12 +15,12 @@ from norse.torch.functional.reset import reset_subtract
 from torch import Tensor, nn
 
 from ..common import NetSpec
-from . import Runner, linear_stack
+from . import StepRunner, linear_stack
 
 DT = 1e-3
 
 
-class NorseRunner(Runner):
+class NorseRunner(StepRunner):
     name = "norse"
 
     def __init__(self, spec: NetSpec) -> None:
@@ -54,23 +54,9 @@ class NorseRunner(Runner):
             record[-1].append(v)
         return v
 
-    def run(self, chunk: Tensor) -> Tensor:
+    def _prepare(self) -> None:
         if not self.states:
             self.reset()
-        for x in chunk:
-            out = self._step(x)
-        return out
-
-    def spikes(self, chunk: Tensor) -> list[Tensor]:
-        if not self.states:
-            self.reset()
-        record: list[list[Tensor]] = [[] for _ in range(len(self.fcs))]
-        for x in chunk:
-            self._step(x, record)
-        return [torch.stack(r) for r in record]
-
-    def linears(self) -> list[tuple[Tensor, Tensor]]:
-        return [(fc.weight, fc.bias) for fc in self.fcs]
 
 
 def build(spec: NetSpec) -> NorseRunner:

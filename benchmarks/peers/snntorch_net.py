@@ -16,10 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from ..common import NetSpec
-from . import Runner, linear_stack
+from . import StepRunner, linear_stack
 
 
-class SnntorchRunner(Runner):
+class SnntorchRunner(StepRunner):
     name = "snntorch"
 
     def __init__(self, spec: NetSpec, learn_beta: bool = False, learn_threshold: bool = False):
@@ -55,20 +55,6 @@ class SnntorchRunner(Runner):
         if record is not None:
             record[-1].append(mem)
         return mem
-
-    def run(self, chunk: Tensor) -> Tensor:
-        for x in chunk:
-            out = self._step(x)
-        return out
-
-    def spikes(self, chunk: Tensor) -> list[Tensor]:
-        record: list[list[Tensor]] = [[] for _ in range(len(self.fcs))]
-        for x in chunk:
-            self._step(x, record)
-        return [torch.stack(r) for r in record]
-
-    def linears(self) -> list[tuple[Tensor, Tensor]]:
-        return [(fc.weight, fc.bias) for fc in self.fcs]
 
 
 def build(spec: NetSpec, **options) -> SnntorchRunner:
