@@ -35,30 +35,12 @@ def iter_chunks(x: Any, size: int) -> Iterator[Tensor]:
 def _gradients(
     model: nn.Module, batches: Iterable[tuple[Any, Tensor]], chunk: int, bptt: bool
 ) -> dict[str, Tensor]:
-    grads: dict[str, Tensor] = {}
-    saved = {n: p.grad for n, p in model.named_parameters()}
-    try:
-        for x, y in batches:
-            model.zero_grad(set_to_none=True)
-            model.reset_states()
-            if bptt:
-                with tt.bptt(model):
-                    for c in iter_chunks(x, chunk):
-                        out = model(c)
-                    F.cross_entropy(out[-1], y).backward()
-            else:
-                for c in iter_chunks(x, chunk):
-                    out = model(c)
-                F.cross_entropy(out[-1], y).backward()
-            for n, p in model.named_parameters():
-                if p.grad is not None:
-                    g = p.grad.detach().clone()
-                    grads[n] = grads[n] + g if n in grads else g
-        model.reset_states()
-    finally:
-        for n, p in model.named_parameters():
-            p.grad = saved[n]
-    return grads
+    streamed = [(iter_chunks(x, chunk), y) for x, y in batches]
+    return tt.learning.gradients(model, streamed, _last_step_loss, bptt_mode=bptt)
+
+
+def _last_step_loss(out: Tensor, y: Tensor) -> Tensor:
+    return F.cross_entropy(out[-1], y)
 
 
 def _layer_of(name: str) -> str:

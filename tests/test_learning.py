@@ -366,3 +366,23 @@ def test_autocast_bfloat16(mode):
             assert p.grad is not None and p.grad.dtype == torch.float32, name
             assert bool(torch.isfinite(p.grad).all()), name
     assert float(net[1].weight.grad.abs().sum()) > 0
+
+
+def test_gradients_of_a_stream_equal_those_of_the_whole_sequence_and_sum_over_batches():
+    """``tt.learning.gradients`` feeds chunks in order (same result as one call), sums over
+    batches, and leaves ``.grad`` as it found it."""
+    net, x = _net(), _spikes(12, 4, 6, dtype=f64)
+    y = torch.arange(4) % 3
+
+    def loss_fn(out, target):
+        return F.cross_entropy(out[-1], target)
+
+    whole = tt.learning.gradients(net, [(x, y)], loss_fn)
+    streamed = tt.learning.gradients(net, [(x.split(5), y)], loss_fn)
+    twice = tt.learning.gradients(net, [(x, y), (x, y)], loss_fn, bptt_mode=True)
+    once = tt.learning.gradients(net, [(x, y)], loss_fn, bptt_mode=True)
+    assert set(whole) == set(streamed) and whole
+    for name in whole:
+        torch.testing.assert_close(streamed[name], whole[name])
+        torch.testing.assert_close(twice[name], 2 * once[name])
+    assert all(p.grad is None for p in net.parameters())

@@ -1,7 +1,7 @@
 """How tracetorch layers learn: the trace autograd Function, BPTT mode, fidelity tools."""
 
 from .bptt import LEARNING_MODES, bptt, set_learning
-from .fidelity import cosine, gradient_fidelity
+from .fidelity import cosine, gradient_fidelity, gradients
 from .trace import TraceFunction, local_gradients, trace_apply, trace_backward
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "bptt",
     "cosine",
     "gradient_fidelity",
+    "gradients",
     "local_gradients",
     "set_learning",
     "trace_apply",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 
 from torch import Tensor, nn
 
 from .bptt import bptt
 
-__all__ = ["gradient_fidelity", "cosine"]
+__all__ = ["cosine", "gradient_fidelity", "gradients"]
 
 
 def cosine(a: Tensor, b: Tensor) -> float:
@@ -20,15 +21,44 @@ def cosine(a: Tensor, b: Tensor) -> float:
     return float(a @ b / (na * nb))
 
 
-def _grads(model: nn.Module, x: Tensor, target, loss_fn) -> dict[str, Tensor]:
-    model.zero_grad(set_to_none=True)
-    model.reset_states()
-    loss = loss_fn(model(x), target)
-    loss.backward()
-    model.reset_states()
-    return {
-        name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None
-    }
+def gradients(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor | Iterable[Tensor], object]],
+    loss_fn: Callable[[Tensor, object], Tensor],
+    *,
+    bptt_mode: bool = False,
+) -> dict[str, Tensor]:
+    """The gradients of ``loss_fn`` summed over ``batches``, without touching ``.grad``.
+
+    Each batch ``(x, target)`` starts from reset states; ``x`` is a sequence ``[T, B, ...]`` or
+    an iterable of chunks ``[t, B, ...]`` fed in order (a stream), and the loss is taken on the
+    output of the last call. With ``bptt_mode`` it runs inside :func:`tracetorch.bptt`. The
+    parameters' existing ``.grad`` are restored afterwards and the states reset.
+
+    Returns:
+        ``{parameter name: summed gradient}`` for each parameter that received one.
+    """
+    if not hasattr(model, "reset_states"):
+        raise TypeError("model must have reset_states(); wrap the layers in tt.nn.Sequential")
+    saved = {n: p.grad for n, p in model.named_parameters()}
+    grads: dict[str, Tensor] = {}
+    try:
+        for x, target in batches:
+            model.zero_grad(set_to_none=True)
+            model.reset_states()
+            with bptt(model) if bptt_mode else nullcontext():
+                for chunk in [x] if isinstance(x, Tensor) else x:
+                    out = model(chunk)
+                loss_fn(out, target).backward()
+            for n, p in model.named_parameters():
+                if p.grad is not None:
+                    g = p.grad.detach().clone()
+                    grads[n] = grads[n] + g if n in grads else g
+        model.reset_states()
+    finally:
+        for n, p in model.named_parameters():
+            p.grad = saved[n]
+    return grads
 
 
 def gradient_fidelity(
@@ -45,21 +75,13 @@ def gradient_fidelity(
 
     Args:
         model: a module with ``reset_states()`` (e.g. :class:`tracetorch.nn.Sequential`).
-        x: input sequence ``[T, B, ...]``.
+        x: input sequence ``[T, B, ...]``, or an iterable of chunks (see :func:`gradients`).
         target: whatever ``loss_fn`` takes as its second argument.
         loss_fn: e.g. ``lambda out, y: F.cross_entropy(out[-1], y)``.
 
     Returns:
         ``{parameter name: cosine}`` for each parameter that received a BPTT gradient.
     """
-    if not hasattr(model, "reset_states"):
-        raise TypeError("model must have reset_states(); wrap the layers in tt.nn.Sequential")
-    saved = {n: p.grad for n, p in model.named_parameters()}
-    try:
-        trace = _grads(model, x, target, loss_fn)
-        with bptt(model):
-            reference = _grads(model, x, target, loss_fn)
-    finally:
-        for n, p in model.named_parameters():
-            p.grad = saved[n]
+    trace = gradients(model, [(x, target)], loss_fn)
+    reference = gradients(model, [(x, target)], loss_fn, bptt_mode=True)
     return {name: cosine(trace[name], g) if name in trace else 0.0 for name, g in reference.items()}
