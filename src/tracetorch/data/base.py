@@ -158,6 +158,8 @@ class SpikeTask:
         target_from: first step at which the label is known from the input so far (a
             training loop that learns every k steps takes its losses from there on).
         streaming: whether :meth:`batches` yields :class:`SpikeStream` instead of tensors.
+        input_shape: shape of one step of one sample, ``x.shape[2:]`` (default
+            ``(n_inputs,)``; ``(1, 8, 8)`` for ``Digits(layout="image")``).
     """
 
     name: str = "task"
@@ -166,6 +168,11 @@ class SpikeTask:
     steps: int
     target_from: int = 0
     streaming: bool = False
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one step of one sample: ``x`` is ``[T, B, *input_shape]``."""
+        return (self.n_inputs,)
 
     def num_samples(self, split: str) -> int:
         """Number of samples in ``split``."""
@@ -187,7 +194,7 @@ class SpikeTask:
         drop_last: bool = False,
         device: torch.device | str | None = None,
     ) -> Iterator[tuple[Tensor | SpikeStream, Tensor]]:
-        """Yield ``(x, y)`` batches of ``split``: ``x`` ``[T, B, F]`` spikes, ``y`` ``[B]`` labels.
+        """Yield ``(x, y)`` batches of ``split``: ``x`` ``[T, B, *input_shape]``, ``y`` ``[B]``.
 
         Args:
             split: ``"train"`` or ``"test"``.
@@ -253,11 +260,23 @@ class FeatureTask(SpikeTask):
         return x[cpu_ids].to(ids.device), y[cpu_ids].to(ids.device)
 
     def _rate_code(self, split: str, ids: Tensor, p: Tensor, draw: int) -> Tensor:
-        """Bernoulli spikes ``[T, B, F]`` with probability ``p [B, F]``, reproducible per sample
-        (counter-based: independent of batch size and device) and per ``draw``."""
+        """Bernoulli spikes ``[T, B, F]`` with probability ``p``, ``[B, F]`` (the same at every
+        step) or ``[T, B, F]`` (per step), reproducible per sample (counter-based: independent
+        of batch size and device) and per ``draw``."""
         key = stream_key(self.seed, self.name, split, draw)
         u = counter_uniform(key, ids, 0, self.steps, self.n_inputs)
         return (u < p).to(torch.float32)
+
+
+def _balanced_labels(key: int, n: int) -> Tensor:
+    """Binary labels ``[n]`` (int64), exactly ``n // 2`` zeros, in an order fixed by ``key``.
+
+    Args:
+        key: from :func:`stream_key` (e.g. of ``(seed, task, split, draw)``).
+        n: number of samples.
+    """
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(key & _MASK64))
+    return (perm >= n // 2).to(torch.int64)
 
 
 def _check_split(split: str) -> str:
@@ -279,6 +298,14 @@ def _nonnegative_int(value, name: str) -> int:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _one_of(value, choices: tuple[str, ...], name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, one of {choices}; got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
 
 

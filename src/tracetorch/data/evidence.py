@@ -34,6 +34,7 @@ from torch import Tensor
 from .base import (
     SpikeStream,
     SpikeTask,
+    _balanced_labels,
     _nonnegative_int,
     _positive_int,
     _probability,
@@ -153,10 +154,8 @@ class Evidence(SpikeTask):
         """Faster group of every trial of the split: exactly half are group 0. ``[N]`` int64."""
         cached = self._winners.get((split, draw))
         if cached is None:
-            n = self.num_samples(split)
-            key = stream_key(self.seed, self.name, split, draw, "winner") & ((1 << 64) - 1)
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(key))
-            cached = (perm >= n // 2).to(torch.int64)
+            key = stream_key(self.seed, self.name, split, draw, "winner")
+            cached = _balanced_labels(key, self.num_samples(split))
             self._winners = {(split, draw): cached}  # keep one split's table
         return cached
 

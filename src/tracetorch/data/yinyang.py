@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..encode import latency
-from .base import FeatureTask, _positive_int, _probability
+from .base import FeatureTask, _one_of, _positive_int, _probability
 
 __all__ = ["YinYang", "make_yinyang", "yinyang_class"]
 
@@ -99,9 +99,7 @@ class YinYang(FeatureTask):
         seed: int = 0,
     ) -> None:
         self.steps = _positive_int(steps, "steps")
-        if encoding not in self.ENCODINGS:
-            raise ValueError(f"encoding must be one of {self.ENCODINGS}, got {encoding!r}")
-        self.encoding = encoding
+        self.encoding = _one_of(encoding, self.ENCODINGS, "encoding")
         self.max_prob = _probability(max_prob, "max_prob", open_low=True)
         self.train_size = _positive_int(train_size, "train_size")
         self.test_size = _positive_int(test_size, "test_size")
