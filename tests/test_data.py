@@ -246,6 +246,6 @@ def test_yinyang_task(encoding):
 
 def test_get_task():
     assert isinstance(tt.data.get_task("evidence", delay=3), Evidence)
-    assert sorted(tt.data.TASKS) == ["digits", "evidence", "yinyang"]
+    assert sorted(tt.data.TASKS) == ["digits", "evidence", "order", "seqdigits", "yinyang"]
     with pytest.raises(ValueError, match="unknown task 'mnist'"):
         tt.data.get_task("mnist")

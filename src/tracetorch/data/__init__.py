@@ -1,16 +1,22 @@
 """Bundled tasks: data that ships with a package or is generated, never downloaded.
 
-Each task yields batches ``(x, y)``: spikes ``x`` ``[T, B, F]`` (time first; a
-:class:`SpikeStream` of chunks for :class:`Evidence`) and labels ``y`` ``[B]``, seeded and
-reproducible sample by sample (see :mod:`tracetorch.data.base`).
+Each task yields batches ``(x, y)``: inputs ``x`` ``[T, B, *task.input_shape]`` (time first;
+``input_shape`` is ``(F,)`` except for images; a :class:`SpikeStream` of chunks for
+:class:`Evidence`) and labels ``y`` ``[B]``, seeded and reproducible sample by sample (see
+:mod:`tracetorch.data.base`).
 
-=========== ====================================================== ======= =========
-task        what                                                    inputs  classes
-=========== ====================================================== ======= =========
-``digits``  scikit-learn's 8x8 digits, Bernoulli rate-coded         64      10
-``evidence`` Poisson clicks, a delay (any length, streamed), recall 25      2
-``yinyang`` the Yin-Yang points, rate- or latency-coded             4       3
-=========== ====================================================== ======= =========
+============= ====================================================== =========== =======
+task          what                                                    inputs      classes
+============= ====================================================== =========== =======
+``digits``    scikit-learn's 8x8 digits, Bernoulli rate-coded;        64 or       10
+              ``layout="image"`` for ``[T, B, 1, 8, 8]``              1x8x8
+``seqdigits`` the same digits row by row, 8 inputs per step,          8           10
+              analog (``"current"``) or rate-coded
+``evidence``  Poisson clicks, a delay (any length, streamed), recall  25          2
+``order``     which of two cue bursts came first (spike counts        8           2
+              carry no information: time does)
+``yinyang``   the Yin-Yang points, rate- or latency-coded             4           3
+============= ====================================================== =========== =======
 
 >>> task = tt.data.get_task("evidence", delay=300)
 >>> for x, y in task.batches("train", batch_size=64):
@@ -21,17 +27,20 @@ task        what                                                    inputs  clas
 from __future__ import annotations
 
 from .base import FeatureTask, SpikeStream, SpikeTask, counter_uniform, stream_key
-from .digits import Digits, load_digits
+from .digits import Digits, SequentialDigits, load_digits
 from .evidence import Evidence
+from .order import TemporalOrder
 from .yinyang import YinYang, make_yinyang, yinyang_class
 
 __all__ = [
     "TASKS",
     "Digits",
     "Evidence",
-    "SpikeStream",
     "FeatureTask",
+    "SequentialDigits",
+    "SpikeStream",
     "SpikeTask",
+    "TemporalOrder",
     "YinYang",
     "counter_uniform",
     "get_task",
@@ -41,11 +50,14 @@ __all__ = [
     "yinyang_class",
 ]
 
-TASKS: dict[str, type[SpikeTask]] = {"digits": Digits, "evidence": Evidence, "yinyang": YinYang}
+TASKS: dict[str, type[SpikeTask]] = {
+    cls.name: cls for cls in (Digits, Evidence, TemporalOrder, SequentialDigits, YinYang)
+}
 
 
 def get_task(name: str, **kwargs) -> SpikeTask:
-    """Build a bundled task by name (``"digits"``, ``"evidence"``, ``"yinyang"``).
+    """Build a bundled task by name (a key of :data:`TASKS`: ``"digits"``, ``"evidence"``,
+    ``"order"``, ``"seqdigits"``, ``"yinyang"``).
 
     Keyword arguments go to the task's constructor (e.g. ``steps=``, ``delay=``, ``seed=``).
     """

@@ -148,7 +148,7 @@ class SpikeStream:
 
 
 class SpikeTask:
-    """Base class of the bundled tasks (:class:`Digits`, :class:`Evidence`, :class:`YinYang`).
+    """Base class of the bundled tasks (:class:`Digits`, :class:`Evidence`, ...).
 
     Attributes:
         name: the task's name (``"digits"``, ...).
@@ -242,7 +242,7 @@ class SpikeTask:
 
 class FeatureTask(SpikeTask):
     """A task over a fixed table of features per split (``_data[split] = (x [N, F], y [N])``),
-    spike-coded per batch (:class:`Digits`, :class:`YinYang`)."""
+    spike-coded per batch (:class:`Digits`, :class:`SequentialDigits`, :class:`YinYang`)."""
 
     _data: dict[str, tuple[Tensor, Tensor]]
 
