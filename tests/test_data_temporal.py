@@ -268,6 +268,8 @@ def test_digits_image_layout_is_the_flat_spikes_reshaped():
     flat, image = Digits(steps=6, seed=3), Digits(steps=6, seed=3, layout="image")
     assert flat.input_shape == (64,) and image.input_shape == (1, 8, 8)
     assert image.n_inputs == 64 and image.describe()["layout"] == "image"
+    assert "layout" not in flat.describe()  # older checkpoints' task settings still match
+    assert repr(image).endswith("layout='image')")
     for split, epoch in (("train", 2), ("test", 0)):
         xf, yf = next(flat.batches(split, batch_size=16, epoch=epoch))
         xi, yi = next(image.batches(split, batch_size=16, epoch=epoch))

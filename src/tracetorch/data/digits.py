@@ -128,15 +128,16 @@ class Digits(FeatureTask):
         return spikes.view(self.steps, len(ids), *self.input_shape), y
 
     def describe(self) -> dict:
-        return {
+        settings = {
             "name": self.name,
             "steps": self.steps,
             "max_prob": self.max_prob,
             "test_fraction": self.test_fraction,
             "seed": self.seed,
             "resample": self.resample,
-            "layout": self.layout,
         }
+        # only when not the default: checkpoints written before layouts existed still match
+        return settings | ({"layout": self.layout} if self.layout != "flat" else {})
 
 
 class SequentialDigits(FeatureTask):
