@@ -27,12 +27,14 @@ import os
 import platform
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["BACKENDS", "get_backend", "set_backend"]
+__all__ = ["BACKENDS", "backend", "get_backend", "set_backend"]
 
 BACKENDS = ("torch", "cpp")
 
@@ -159,6 +161,22 @@ def set_backend(name: str) -> None:
     _state["backend"] = name
     if name == "cpp":
         _module()
+
+
+@contextmanager
+def backend(name: str) -> Iterator[None]:
+    """Use backend ``name`` (``"torch"`` or ``"cpp"``) inside a ``with`` block, then restore.
+
+    Example:
+        >>> with tt.functional.backend("cpp"):
+        ...     out = net(x)
+    """
+    previous = get_backend()
+    set_backend(name)
+    try:
+        yield
+    finally:
+        _state["backend"] = previous
 
 
 def get_backend() -> str:

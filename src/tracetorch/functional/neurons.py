@@ -1,4 +1,4 @@
-r"""Neuron dynamics, one step and a whole sequence, as pure functions.
+r"""LIF, LI and LIS dynamics as pure functions of an explicit state.
 
 Symbols: input current :math:`c = W x + b`, membrane :math:`m`, membrane decay
 :math:`\beta \in (0, 1)`, threshold :math:`\theta > 0`, spikes :math:`s`.
@@ -11,26 +11,23 @@ LIF (leaky integrate and fire, subtractive reset):
 LI (leaky integrator, the readout): :math:`m \leftarrow \beta m + c`; the output is :math:`m`.
 
 LIS (leaky integrate and softmax): as LI, the output is :math:`\mathrm{softmax}(m)` over
-the features.
+the last dimension.
 
-The membrane of all three is a trace of the current (decay :math:`\beta`), reset on a spike
-for LIF. The decay-and-add :math:`\beta m + c` is evaluated as one fused multiply-add
-(``torch.addcmul``): one rounding instead of two, and one kernel instead of two.
-
-Three forms, with identical arithmetic (so they agree bit for bit on the same device):
-
-- ``*_step``: one step ``[B, F]``, out of place.
-- ``*_run``: a sequence ``[T, B, F]``, out of place. With autograd enabled and a surrogate
-  ``spike_fn`` this is BPTT: the graph goes through every step.
-- ``*_run_``: a sequence, **in place**: the current ``c`` is overwritten by the outputs, the
-  membrane is updated in a single buffer, nothing is allocated per step. This is the fast
-  path of trace mode and of inference; it must run without autograd (``torch.no_grad()``),
-  and ``c`` must be a tensor the caller owns (not an expanded view, not a user's input).
+Each neuron has a **state** (a NamedTuple of tensors ``[B, F]``), **parameters** (a
+NamedTuple; ``beta``/``theta`` broadcast against the state, usually ``[F]``) and one
+**reference step** ``step(c, state, p) -> (output, state)``, out of place and differentiable
+(BPTT uses it with a surrogate ``spike_fn``). Whole sequences run through
+:func:`~tracetorch.functional.run` (differentiable) or :func:`~tracetorch.functional.run_`
+(in place, no autograd). The ``*_run_`` functions below are hand-written in-place forms of
+the same arithmetic for the fast path of trace mode; ``tests/test_neurons.py`` pins them to
+the reference step bit for bit. The decay-and-add :math:`\beta m + c` is one fused
+multiply-add (``torch.addcmul``): one rounding, one kernel.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -38,38 +35,68 @@ from torch import Tensor
 from . import _cpp
 from .surrogates import heaviside
 
-__all__ = ["lif_step", "lif_run", "lif_run_", "li_step", "li_run", "li_run_", "lis_run", "lis_run_"]
+__all__ = [
+    "LIFParams",
+    "LIFState",
+    "LIParams",
+    "LIState",
+    "li_run_",
+    "li_step",
+    "lif_run_",
+    "lif_step",
+    "lis_run_",
+    "lis_step",
+]
 
 SpikeFn = Callable[[Tensor], Tensor]
 
 
-def lif_step(
-    c: Tensor, m: Tensor, beta: Tensor, theta: Tensor, spike_fn: SpikeFn = heaviside
-) -> tuple[Tensor, Tensor]:
-    """One LIF step. ``c, m: [B, F]``; ``beta, theta: [F]``. Returns ``(spikes, membrane)``."""
-    m = torch.addcmul(c, m, beta)
-    s = spike_fn(m - theta)
-    return s, m - theta * s
+class LIFState(NamedTuple):
+    """State of a LIF layer: ``membrane`` ``[B, F]`` (after the reset of the last step)."""
+
+    membrane: Tensor
 
 
-def lif_run(
-    c: Tensor, m: Tensor, beta: Tensor, theta: Tensor, spike_fn: SpikeFn = heaviside
-) -> tuple[Tensor, Tensor]:
-    """LIF over a sequence. ``c: [T, B, F]``, ``m: [B, F]``. Returns ``(spikes [T, B, F], m)``.
+class LIFParams(NamedTuple):
+    """LIF parameters: decay ``beta``, threshold ``theta`` (broadcast to ``[B, F]``), spike."""
 
-    Out of place and differentiable (BPTT with a surrogate ``spike_fn``); see :func:`lif_run_`
-    for the allocation-free version used without autograd.
-    """
-    spikes = []
-    for c_t in c.unbind(0):
-        s, m = lif_step(c_t, m, beta, theta, spike_fn)
-        spikes.append(s)
-    if not spikes:
-        return c.new_empty(c.shape), m
-    return torch.stack(spikes), m
+    beta: Tensor | float
+    theta: Tensor | float
+    spike_fn: SpikeFn = heaviside
 
 
-def lif_run_(c: Tensor, m: Tensor, beta: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+class LIState(NamedTuple):
+    """State of an LI or LIS layer: ``membrane`` ``[B, F]``."""
+
+    membrane: Tensor
+
+
+class LIParams(NamedTuple):
+    """LI/LIS parameters: the membrane decay ``beta``."""
+
+    beta: Tensor | float
+
+
+def lif_step(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState]:
+    """One LIF step. ``c: [B, F]``. Returns ``(spikes [B, F], new state)``."""
+    m = torch.addcmul(c, state.membrane, torch.as_tensor(p.beta, dtype=c.dtype))
+    s = p.spike_fn(m - p.theta)
+    return s, LIFState(m - p.theta * s)
+
+
+def li_step(c: Tensor, state: LIState, p: LIParams) -> tuple[Tensor, LIState]:
+    """One leaky-integrator step ``beta * m + c``. Returns ``(membrane, new state)``."""
+    m = torch.addcmul(c, state.membrane, torch.as_tensor(p.beta, dtype=c.dtype))
+    return m, LIState(m)
+
+
+def lis_step(c: Tensor, state: LIState, p: LIParams) -> tuple[Tensor, LIState]:
+    """One LIS step: :func:`li_step`, output ``softmax(m)`` over the last dimension."""
+    m, state = li_step(c, state, p)
+    return torch.softmax(m, dim=-1), state
+
+
+def lif_run_(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState]:
     r"""LIF over a sequence, in place: ``c [T, B, F]`` is overwritten by the spikes.
 
     Per step, three kernels and no allocation:
@@ -78,77 +105,51 @@ def lif_run_(c: Tensor, m: Tensor, beta: Tensor, theta: Tensor) -> tuple[Tensor,
         m \leftarrow \mathrm{fma}(\beta, m, c_t), \qquad
         c_t \leftarrow [m \ge \theta], \qquad m \leftarrow m - \theta c_t.
 
-    Args:
-        c: currents ``[T, B, F]``, owned by the caller; on return it holds the spikes (0./1.).
-        m: membrane before the sequence, ``[B, F]``; it is **not** modified.
-        beta, theta: decay and threshold, broadcastable to ``[B, F]`` (usually ``[F]``).
-
-    Returns:
-        ``(c, membrane after the last step)``: the same values as :func:`lif_run` with the
-        Heaviside spike, bit for bit. Run it under ``torch.no_grad()``. With
-        ``set_backend("cpp")`` the loop is one compiled kernel (CPU), with the same results.
+    ``c`` must be owned by the caller; ``state`` is not modified. Returns ``(c, new state)``,
+    the values of :func:`lif_step` with the Heaviside spike, bit for bit (``p.spike_fn`` is
+    not used). Run it under ``torch.no_grad()``. With ``set_backend("cpp")`` the loop is one
+    compiled kernel (CPU), with the same results.
     """
-    if (done := _cpp.lif_run_(c, m, beta, theta)) is not None:
-        return done
+    beta, theta = p.beta, p.theta
+    if (done := _cpp.lif_run_(c, state.membrane, beta, theta)) is not None:
+        return done[0], LIFState(done[1])
+    beta = torch.as_tensor(beta, dtype=c.dtype, device=c.device)
     theta = torch.as_tensor(theta, dtype=c.dtype, device=c.device)
     steps = c.unbind(0)
     if not steps:
-        return c, m.clone()
-    m = torch.addcmul(steps[0], m, beta)  # a fresh buffer: the caller's m stays as it was
+        return c, LIFState(state.membrane.clone())
+    m = torch.addcmul(steps[0], state.membrane, beta)  # a fresh buffer
     for t, c_t in enumerate(steps):
         if t:
             torch.addcmul(c_t, m, beta, out=m)
         torch.ge(m, theta, out=c_t)
         m.addcmul_(c_t, theta, value=-1)
-    return c, m
+    return c, LIFState(m)
 
 
-def li_step(c: Tensor, m: Tensor, beta: Tensor) -> Tensor:
-    """One leaky-integrator step ``beta * m + c`` (one fused multiply-add). Returns the membrane."""
-    return torch.addcmul(c, m, beta)
-
-
-def li_run(c: Tensor, m: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
-    """LI over a sequence. ``c: [T, B, F]``. Returns ``(membranes [T, B, F], last membrane)``."""
-    ms = []
-    for c_t in c.unbind(0):
-        m = li_step(c_t, m, beta)
-        ms.append(m)
-    if not ms:
-        return c.new_empty(c.shape), m
-    return torch.stack(ms), m
-
-
-def li_run_(c: Tensor, m: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
+def li_run_(c: Tensor, state: LIState, p: LIParams) -> tuple[Tensor, LIState]:
     r"""LI over a sequence, in place: ``c [T, B, F]`` is overwritten by the membranes.
 
     One kernel per step, :math:`c_t \leftarrow \mathrm{fma}(\beta, c_{t-1}, c_t)` (with
-    :math:`c_{-1} = m`). Returns ``(c, a copy of the last membrane)``; ``m`` is not modified.
-    Same values as :func:`li_run`, bit for bit. Run it under ``torch.no_grad()``; with
-    ``set_backend("cpp")`` the loop is one compiled kernel (CPU).
+    :math:`c_{-1} = m`). Returns ``(c, new state)``; ``state`` is not modified. The values of
+    :func:`li_step`, bit for bit. Run it under ``torch.no_grad()``.
     """
-    if (done := _cpp.li_run_(c, m, beta)) is not None:
-        return done
-    prev = m
+    if (done := _cpp.li_run_(c, state.membrane, p.beta)) is not None:
+        return done[0], LIState(done[1])
+    beta = torch.as_tensor(p.beta, dtype=c.dtype, device=c.device)
+    prev = state.membrane
     for c_t in c.unbind(0):
         torch.addcmul(c_t, prev, beta, out=c_t)
         prev = c_t
-    return c, prev.clone()
+    return c, LIState(prev.clone())
 
 
-def lis_run(c: Tensor, m: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
-    """LIS over a sequence: LI, then a softmax over features. Returns ``(probs, membrane)``."""
-    ms, m = li_run(c, m, beta)
-    return torch.softmax(ms, dim=-1), m
-
-
-def lis_run_(c: Tensor, m: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
+def lis_run_(c: Tensor, state: LIState, p: LIParams) -> tuple[Tensor, LIState]:
     """LIS in place: :func:`li_run_`, then ``c`` is overwritten by ``softmax(membranes)``.
 
-    The softmax needs one temporary of ``c``'s size (pass chunks to bound it). Returns
-    ``(c, last membrane)``, the same values as :func:`lis_run`.
+    The softmax needs one temporary of ``c``'s size (pass chunks to bound it).
     """
-    c, m = li_run_(c, m, beta)
+    c, state = li_run_(c, state, p)
     if c.numel():
         c.copy_(torch.softmax(c, dim=-1))
-    return c, m
+    return c, state

@@ -7,20 +7,22 @@ from contextlib import contextmanager
 
 from torch import nn
 
-__all__ = ["LEARNING_MODES", "bptt", "set_learning"]
+from .modes import LEARNING_MODES, check_mode
 
-LEARNING_MODES = ("trace", "bptt")
+__all__ = ["LEARNING_MODES", "bptt", "set_learning", "trace_layers"]
 
 
-def _layers(module: nn.Module) -> list[nn.Module]:
-    return [m for m in module.modules() if hasattr(m, "learning") and hasattr(m, "advance")]
+def trace_layers(module: nn.Module) -> list[nn.Module]:
+    """The tracetorch layers in ``module`` (itself included), in ``modules()`` order."""
+    from ..nn.base import TraceLayer  # nn imports learning: resolve at call time
+
+    return [m for m in module.modules() if isinstance(m, TraceLayer)]
 
 
 def set_learning(module: nn.Module, mode: str) -> nn.Module:
-    """Set every tracetorch layer in ``module`` to ``mode`` (``"trace"`` or ``"bptt"``)."""
-    if mode not in LEARNING_MODES:
-        raise ValueError(f"learning must be one of {LEARNING_MODES}, got {mode!r}")
-    for layer in _layers(module):
+    """Set every tracetorch layer in ``module`` to ``mode`` (one of ``LEARNING_MODES``)."""
+    check_mode(mode)
+    for layer in trace_layers(module):
         layer.learning = mode
     return module
 
@@ -39,7 +41,7 @@ def bptt(module: nn.Module) -> Iterator[nn.Module]:
         ...     loss = F.cross_entropy(net(x)[-1], y)
         ...     loss.backward()
     """
-    layers = _layers(module)
+    layers = trace_layers(module)
     previous = [layer.learning for layer in layers]
     for layer in layers:
         layer.learning = "bptt"

@@ -15,18 +15,75 @@ the learning signal of the layer upstream. Nothing is saved per timestep, so mem
 backward cost do not grow with the sequence length.
 
 A layer takes part by providing four hooks (see :class:`tracetorch.nn.TraceLayer`):
-``trace_parameters()``, ``advance(x)``, ``average_input()`` and ``average_output(a)``.
+``trace_parameters()``, ``advance(x)``, ``average_input()`` and ``average_output(a)``, and
+a ``state_version`` counter that rises with every change of its state.
+
+**Stale outputs.** Because the backward reads the state at backward time, an output whose
+layer has moved on since its forward (another call, a reset, a reloaded stream) or whose
+parameters were changed in place (an optimizer step) would silently get gradients of another
+state. The node records both versions and its backward raises instead, as autograd does for
+a tensor "modified by an inplace operation". Inside :func:`latest_state` the check is off and
+every backward uses the latest state: right for a loss summed over the calls of one stream
+(each call's node then learns from the same, latest state), at the cost the docs describe.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["TraceFunction", "trace_apply", "local_gradients", "trace_backward"]
+__all__ = ["TraceFunction", "latest_state", "local_gradients", "trace_apply", "trace_backward"]
+
+_latest = {"depth": 0}
+
+
+@contextmanager
+def latest_state() -> Iterator[None]:
+    """Let trace-mode backwards inside the block use the layers' latest state.
+
+    Without it, the backward of an output raises ``RuntimeError`` when its layer advanced,
+    was reset, or had a parameter changed in place since that output's forward. Use it for a
+    loss on the outputs of several calls of one stream, knowing that the learning signals of
+    all those calls then act on the one latest average (a loss on the mean output over time
+    loses the timing of the signal; ``docs/how-it-works.md``).
+
+    Example:
+        >>> outs = [net(chunk) for chunk in stream]          # several calls
+        >>> loss = sum(F.cross_entropy(o[-1], y) for o in outs)
+        >>> with tt.learning.latest_state():
+        ...     loss.backward()
+    """
+    _latest["depth"] += 1
+    try:
+        yield
+    finally:
+        _latest["depth"] -= 1
+
+
+def _check_fresh(ctx, layer) -> None:
+    if _latest["depth"]:
+        return
+    name = type(layer).__name__
+    if layer.state_version != ctx.state_version:
+        raise RuntimeError(
+            f"{name}: this output's state is gone: the layer was called again, reset or "
+            "reloaded after the forward that made it, and trace learning differentiates the "
+            "state at backward time. Call backward before the next forward (learn every k "
+            "steps: forward, backward, step), or, for a loss over several calls of one "
+            "stream, wrap the backward in tt.learning.latest_state()."
+        )
+    params = ctx.saved_params
+    if any(p._version != v for p, v in zip(params, ctx.param_versions, strict=True)):
+        raise RuntimeError(
+            f"{name}: a parameter was modified in place (e.g. optimizer.step()) between this "
+            "output's forward and its backward; call backward before stepping the optimizer, "
+            "or wrap the backward in tt.learning.latest_state() to use the new values."
+        )
 
 
 def local_gradients(
@@ -70,16 +127,22 @@ class TraceFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, layer = inputs[0], inputs[1]
+        x, layer, params = inputs[0], inputs[1], inputs[2:]
         ctx.layer = layer
         ctx.input_shape = x.shape
         ctx.input_dtype = x.dtype
         ctx.sequence = x.dim() == layer.step_dim + 1
+        ctx.state_version = layer.state_version
+        ctx.saved_params = params  # references, not copies: only their versions are read
+        ctx.param_versions = tuple(p._version for p in params)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output: Tensor):
         layer = ctx.layer
+        _check_fresh(ctx, layer)
+        if ctx.sequence and grad_output.shape[0] > 1 and _first_trace_node_of_this_backward():
+            _warn_if_spread(grad_output, layer)
         signal = grad_output.sum(0) if ctx.sequence else grad_output
         params = layer.trace_parameters()
         grad_a, grads = local_gradients(layer, signal, params)
@@ -92,6 +155,32 @@ class TraceFunction(torch.autograd.Function):
                 steps = ctx.input_shape[0]
                 grad_x = (grad_x / steps).unsqueeze(0).expand(ctx.input_shape)
         return (grad_x, None, *grads)
+
+
+def _first_trace_node_of_this_backward() -> bool:
+    """True for the first trace node a backward pass reaches: the one the loss touches.
+
+    Layers further upstream receive the (time-uniform) signal of a layer downstream, which is
+    by design; only the signal the loss itself sends is worth a warning.
+    """
+    task = getattr(torch._C, "_current_graph_task_id", lambda: -1)()
+    first = task != _latest.get("task")
+    _latest["task"] = task
+    return first and task != -1
+
+
+def _warn_if_spread(grad_output: Tensor, layer) -> None:
+    """Warn when a sequence's learning signal spans several timesteps (it is summed into one)."""
+    touched = int((grad_output.flatten(1) != 0).any(dim=1).sum())
+    if touched > 1:
+        warnings.warn(
+            f"{type(layer).__name__}: the loss touches {touched} timesteps of a sequence output; "
+            "trace learning sums their signals onto one average output, which loses their "
+            "timing (a loss on the mean output over time trains far worse than one on the "
+            "last step; docs/how-it-works.md). Put the loss on the last step, or use BPTT.",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def trace_apply(layer, x: Tensor) -> Tensor:

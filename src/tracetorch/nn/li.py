@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
 from .. import functional as tf
@@ -45,12 +44,15 @@ class LI(TraceLayer):
         super().__init__(in_features, out_features, beta=beta, **kwargs)
         self.reset_parameters()
 
-    def _dynamics(self, c: Tensor, m: Tensor, bptt: bool) -> tuple[Tensor, Tensor]:
-        run = tf.li_run if bptt else tf.li_run_
-        return run(c, m, self.beta)
+    state_type = tf.LIState
+    step = staticmethod(tf.li_step)
+    fast_run = staticmethod(tf.li_run_)
+
+    def neuron_params(self, bptt: bool) -> tf.LIParams:
+        return tf.LIParams(self.beta)
 
     def average_output(self, a: Tensor) -> Tensor:
-        return tf.li_average(F.linear(a, self.weight, self.bias), self.beta, self._output_steps())
+        return tf.li_average(self.input_current(a), self.beta, self._output_steps())
 
 
 class LIS(TraceLayer):
@@ -78,10 +80,12 @@ class LIS(TraceLayer):
         super().__init__(in_features, out_features, **kwargs)
         self.reset_parameters()
 
-    def _dynamics(self, c: Tensor, m: Tensor, bptt: bool) -> tuple[Tensor, Tensor]:
-        run = tf.lis_run if bptt else tf.lis_run_
-        return run(c, m, self.beta)
+    state_type = tf.LIState
+    step = staticmethod(tf.lis_step)
+    fast_run = staticmethod(tf.lis_run_)
+
+    def neuron_params(self, bptt: bool) -> tf.LIParams:
+        return tf.LIParams(self.beta)
 
     def average_output(self, a: Tensor) -> Tensor:
-        c = F.linear(a, self.weight, self.bias)
-        return tf.lis_average(c, self.beta, self._output_steps())
+        return tf.lis_average(self.input_current(a), self.beta, self._output_steps())

@@ -1,23 +1,77 @@
-"""LIF: a dense layer of leaky integrate-and-fire neurons with subtractive reset."""
+"""LIF, and SpikingLayer: what every spiking layer adds to TraceLayer (threshold, rate, surrogate)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import functional as tf
-from .base import TraceLayer, _as_float64, _broadcast
+from . import parameters as P
+from .base import TraceLayer
 
-__all__ = ["LIF"]
+__all__ = ["LIF", "SpikingLayer"]
 
 
-class LIF(TraceLayer):
+class SpikingLayer(TraceLayer):
+    """A :class:`TraceLayer` that spikes: a learnable threshold, a rate function, a surrogate.
+
+    Keyword arguments (besides :class:`TraceLayer`'s): ``threshold`` (> 0, a float or one per
+    neuron), ``rate_fn`` (``"linear"``, ``"mean_field"``, ``"log"``, ``"staircase"`` or a
+    callable ``f(c, beta, theta)``), ``surrogate`` (``"atan"``, ``"fast_sigmoid"`` or a
+    callable of ``m - theta``) and ``learn_threshold``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        threshold: float | Tensor = 1.0,
+        rate_fn: str | Callable[[Tensor, Tensor, Tensor], Tensor] = "linear",
+        surrogate: str | Callable[[Tensor], Tensor] = "atan",
+        learn_threshold: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(in_features, out_features, **kwargs)
+        self._init_threshold = P.broadcast(P.check_threshold(threshold), out_features, "threshold")
+        self.rate_fn = tf.get_rate_fn(rate_fn)
+        self.surrogate = tf.get_surrogate(surrogate)
+        self._rate_name = _name(rate_fn)
+        self._surrogate_name = _name(surrogate)
+        w = self.weight
+        self.threshold_raw = nn.Parameter(torch.empty(out_features, device=w.device, dtype=w.dtype))
+        self.threshold_raw.requires_grad_(learn_threshold)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        with torch.no_grad():
+            self.threshold_raw.copy_(P.positive_raw(self._init_threshold))
+
+    @property
+    def threshold(self) -> Tensor:
+        """Firing threshold per neuron, ``[out_features]``, in ``[1e-6, 1e6]`` (state dtype)."""
+        return P.to_threshold(self.threshold_raw)
+
+    def spike_fn(self, bptt: bool) -> Callable[[Tensor], Tensor]:
+        """The surrogate spike in BPTT mode, the plain Heaviside step otherwise."""
+        return self.surrogate if bptt else tf.heaviside
+
+    def _learn_flags(self) -> list[tuple[str, Tensor | None, bool]]:
+        return [*super()._learn_flags(), ("learn_threshold", self.threshold_raw, True)]
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr() + f", rate_fn={self._rate_name!r}"
+        if self.learning == "bptt":
+            s += f", surrogate={self._surrogate_name!r}"
+        return s
+
+
+class LIF(SpikingLayer):
     r"""Leaky integrate-and-fire neurons behind a dense weight.
 
-    Per step, with current :math:`c = W x + b`:
+    Per step, with current :math:`c = W x + b` (:func:`tracetorch.functional.lif_step`):
 
     .. math:: m \leftarrow \beta m + c, \quad s = [m \ge \theta], \quad m \leftarrow m - \theta s
 
@@ -31,7 +85,7 @@ class LIF(TraceLayer):
         bias: learn an additive bias on the current.
         beta: membrane decay in (0, 1), a float or one per neuron; from a time constant
             with ``tt.functional.decay_from_tau(tau)``.
-        threshold: firing threshold :math:`\theta > 0`, a float or one per neuron.
+        threshold: firing threshold :math:`\theta` in ``[1e-6, 1e6]``, a float or one per neuron.
         trace_decay: input-trace decay :math:`d` in (0, 1), a float or one per input.
         horizon: alternatively, the trace window in steps (``d = 1 - 1/horizon``).
         bias_correction: divide the average input of a young trace by ``1 - d^n``.
@@ -54,6 +108,7 @@ class LIF(TraceLayer):
         beta_raw, threshold_raw, trace_decay_raw: the stored (unconstrained) parameters of
             ``beta = sigmoid(beta_raw)``, ``threshold = softplus(threshold_raw)``,
             ``trace_decay = sigmoid(trace_decay_raw)``.
+        membrane, trace: the state (``[B, out]``, ``[B, in]``), ``None`` before the first input.
 
     Example:
         >>> layer = tt.nn.LIF(64, 128)
@@ -62,59 +117,19 @@ class LIF(TraceLayer):
         torch.Size([25, 32, 128])
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        threshold: float | Tensor = 1.0,
-        rate_fn: str | Callable[[Tensor, Tensor, Tensor], Tensor] = "linear",
-        surrogate: str | Callable[[Tensor], Tensor] = "atan",
-        learn_threshold: bool = True,
-        **kwargs,
-    ) -> None:
+    state_type = tf.LIFState
+    step = staticmethod(tf.lif_step)
+    fast_run = staticmethod(tf.lif_run_)
+
+    def __init__(self, in_features: int, out_features: int, **kwargs) -> None:
         super().__init__(in_features, out_features, **kwargs)
-        t = _as_float64(threshold, "threshold")
-        if not bool(((t > 0) & torch.isfinite(t)).all()):
-            raise ValueError(f"threshold must be finite and > 0, got {threshold}")
-        self._init_threshold = _broadcast(t, out_features, "threshold")
-        self.rate_fn = tf.get_rate_fn(rate_fn)
-        self.surrogate = tf.get_surrogate(surrogate)
-        self._rate_name = _name(rate_fn)
-        self._surrogate_name = _name(surrogate)
-        w = self.weight
-        self.threshold_raw = nn.Parameter(torch.empty(out_features, device=w.device, dtype=w.dtype))
         self.reset_parameters()
-        self.threshold_raw.requires_grad_(learn_threshold)
 
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        with torch.no_grad():
-            # softplus^-1(theta) = theta + log(1 - exp(-theta))
-            t = self._init_threshold
-            self.threshold_raw.copy_(t + torch.log(-torch.expm1(-t)))
-
-    @property
-    def threshold(self) -> Tensor:
-        """Firing threshold per neuron, ``[out_features]``, > 0."""
-        return F.softplus(self.threshold_raw)
-
-    def _dynamics(self, c: Tensor, m: Tensor, bptt: bool) -> tuple[Tensor, Tensor]:
-        if bptt:
-            return tf.lif_run(c, m, self.beta, self.threshold, self.surrogate)
-        return tf.lif_run_(c, m, self.beta, self.threshold)
+    def neuron_params(self, bptt: bool) -> tf.LIFParams:
+        return tf.LIFParams(self.beta, self.threshold, self.spike_fn(bptt))
 
     def average_output(self, a: Tensor) -> Tensor:
-        return self.rate_fn(F.linear(a, self.weight, self.bias), self.beta, self.threshold)
-
-    def _learn_flags(self) -> list[tuple[str, Tensor | None, bool]]:
-        return [*super()._learn_flags(), ("learn_threshold", self.threshold_raw, True)]
-
-    def extra_repr(self) -> str:
-        s = super().extra_repr() + f", rate_fn={self._rate_name!r}"
-        if self.learning == "bptt":
-            s += f", surrogate={self._surrogate_name!r}"
-        return s
+        return self.rate_fn(self.input_current(a), self.beta, self.threshold)
 
 
 def _name(fn) -> str:
