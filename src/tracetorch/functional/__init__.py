@@ -33,7 +33,14 @@ from .rates import (
 )
 from .rlif import RLIFParams, RLIFState, rlif_average, rlif_step
 from .runs import run, run_
-from .surrogates import SURROGATES, atan, fast_sigmoid, get_surrogate, heaviside
+from .surrogates import (
+    SURROGATES,
+    atan,
+    fast_sigmoid,
+    get_surrogate,
+    heaviside,
+    surrogate_derivative,
+)
 from .synaptic import SynapticParams, SynapticState, synaptic_average, synaptic_step
 from .traces import (
     decay_from_halflife,
@@ -96,6 +103,7 @@ __all__ = [
     "smooth_clamp",
     "staircase_rate",
     "stationary_value",
+    "surrogate_derivative",
     "synaptic_average",
     "synaptic_step",
     "trace_mean",

@@ -48,6 +48,7 @@ class ALIFParams(NamedTuple):
     rho: Tensor | float
     alpha: Tensor | float
     spike_fn: Callable[[Tensor], Tensor] = heaviside
+    detach_reset: bool = False  # the reset carries no gradient (as e-prop)
 
 
 def alif_step(c: Tensor, state: ALIFState, p: ALIFParams) -> tuple[Tensor, ALIFState]:
@@ -57,7 +58,8 @@ def alif_step(c: Tensor, state: ALIFState, p: ALIFParams) -> tuple[Tensor, ALIFS
     threshold = p.theta + p.rho * state.adaptation
     u = torch.addcmul(c, state.membrane, beta)
     s = p.spike_fn(u - threshold)
-    return s, ALIFState(u - threshold * s, torch.addcmul(s, state.adaptation, alpha))
+    reset = s.detach() if p.detach_reset else s
+    return s, ALIFState(u - threshold * reset, torch.addcmul(s, state.adaptation, alpha))
 
 
 def alif_average(

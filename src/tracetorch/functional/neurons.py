@@ -58,11 +58,15 @@ class LIFState(NamedTuple):
 
 
 class LIFParams(NamedTuple):
-    """LIF parameters: decay ``beta``, threshold ``theta`` (broadcast to ``[B, F]``), spike."""
+    """LIF parameters: decay ``beta``, threshold ``theta`` (broadcast to ``[B, F]``), spike.
+
+    ``detach_reset``: the reset ``- theta s`` carries no gradient (BPTT as e-prop sees it).
+    """
 
     beta: Tensor | float
     theta: Tensor | float
     spike_fn: SpikeFn = heaviside
+    detach_reset: bool = False
 
 
 class LIState(NamedTuple):
@@ -81,7 +85,7 @@ def lif_step(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState
     """One LIF step. ``c: [B, F]``. Returns ``(spikes [B, F], new state)``."""
     m = torch.addcmul(c, state.membrane, torch.as_tensor(p.beta, dtype=c.dtype))
     s = p.spike_fn(m - p.theta)
-    return s, LIFState(m - p.theta * s)
+    return s, LIFState(m - p.theta * (s.detach() if p.detach_reset else s))
 
 
 def li_step(c: Tensor, state: LIState, p: LIParams) -> tuple[Tensor, LIState]:

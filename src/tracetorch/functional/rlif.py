@@ -41,6 +41,7 @@ class RLIFParams(NamedTuple):
     theta: Tensor | float
     recurrent: Tensor
     spike_fn: Callable[[Tensor], Tensor] = heaviside
+    detach_reset: bool = False  # the reset carries no gradient (as e-prop)
 
 
 def rlif_step(c: Tensor, state: RLIFState, p: RLIFParams) -> tuple[Tensor, RLIFState]:
@@ -48,7 +49,7 @@ def rlif_step(c: Tensor, state: RLIFState, p: RLIFParams) -> tuple[Tensor, RLIFS
     beta = torch.as_tensor(p.beta, dtype=c.dtype, device=c.device)
     u = torch.addcmul(c, state.membrane, beta) + state.spikes @ p.recurrent.t()
     s = p.spike_fn(u - p.theta)
-    return s, RLIFState(u - p.theta * s, s)
+    return s, RLIFState(u - p.theta * (s.detach() if p.detach_reset else s), s)
 
 
 def rlif_average(

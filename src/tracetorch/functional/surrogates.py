@@ -17,7 +17,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["heaviside", "fast_sigmoid", "atan", "SURROGATES", "get_surrogate"]
+__all__ = [
+    "SURROGATES",
+    "atan",
+    "fast_sigmoid",
+    "get_surrogate",
+    "heaviside",
+    "surrogate_derivative",
+]
 
 
 def heaviside(v: Tensor) -> Tensor:
@@ -68,6 +75,34 @@ def fast_sigmoid(v: Tensor, scale: float = 10.0) -> Tensor:
 def atan(v: Tensor, scale: float = 2.0) -> Tensor:
     """Heaviside forward, ``(scale/2) / (1 + (pi scale v / 2)^2)`` backward."""
     return _ATan.apply(v, scale)
+
+
+def _fast_sigmoid_derivative(v: Tensor, scale: float = 10.0) -> Tensor:
+    return 1 / (1 + scale * v.abs()) ** 2
+
+
+def _atan_derivative(v: Tensor, scale: float = 2.0) -> Tensor:
+    return (scale / 2) / (1 + (math.pi * scale * v / 2) ** 2)
+
+
+fast_sigmoid.derivative = _fast_sigmoid_derivative  # type: ignore[attr-defined]
+atan.derivative = _atan_derivative  # type: ignore[attr-defined]
+
+
+def surrogate_derivative(spike_fn: Callable[..., Tensor], v: Tensor) -> Tensor:
+    r"""The surrogate derivative :math:`\psi = \partial s/\partial v` of ``spike_fn`` at ``v``.
+
+    Uses the function's ``derivative`` attribute when it has one (the registered surrogates),
+    else autograd on one evaluation. It is what eligibility learning multiplies its traces by,
+    the same factor BPTT uses at each step.
+    """
+    derivative = getattr(spike_fn, "derivative", None)
+    if derivative is not None:
+        return derivative(v)
+    with torch.enable_grad():
+        w = v.detach().requires_grad_()
+        (g,) = torch.autograd.grad(spike_fn(w).sum(), w)
+    return g
 
 
 SURROGATES: dict[str, Callable[..., Tensor]] = {"fast_sigmoid": fast_sigmoid, "atan": atan}

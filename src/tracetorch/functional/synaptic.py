@@ -41,6 +41,7 @@ class SynapticParams(NamedTuple):
     alpha: Tensor | float
     theta: Tensor | float
     spike_fn: Callable[[Tensor], Tensor] = heaviside
+    detach_reset: bool = False  # the reset carries no gradient (as e-prop)
 
 
 def synaptic_step(
@@ -52,7 +53,7 @@ def synaptic_step(
     i = torch.addcmul(c, state.current, alpha)
     u = torch.addcmul(i, state.membrane, beta)
     s = p.spike_fn(u - p.theta)
-    return s, SynapticState(i, u - p.theta * s)
+    return s, SynapticState(i, u - p.theta * (s.detach() if p.detach_reset else s))
 
 
 def synaptic_average(

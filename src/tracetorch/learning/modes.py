@@ -5,8 +5,9 @@ from __future__ import annotations
 __all__ = ["LEARNING_MODES", "check_mode"]
 
 #: ``"trace"``: constant memory, rate gradients from each layer's local graph (default).
+#: ``"eligibility"``: e-prop eligibility traces, timing-aware, memory O(B x out x in).
 #: ``"bptt"``: surrogate gradients through time, O(T) memory, the exact reference.
-LEARNING_MODES = ("trace", "bptt")
+LEARNING_MODES = ("trace", "eligibility", "bptt")
 
 
 def check_mode(mode: str) -> str:

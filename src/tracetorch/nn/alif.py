@@ -79,7 +79,9 @@ class ALIF(SpikingLayer):
         return P.to_decay(self.alpha_raw)
 
     def neuron_params(self, bptt: bool) -> tf.ALIFParams:
-        return tf.ALIFParams(self.beta, self.threshold, self.rho, self.alpha, self.spike_fn(bptt))
+        return tf.ALIFParams(
+            self.beta, self.threshold, self.rho, self.alpha, self.spike_fn(bptt), self.detach_reset
+        )
 
     def average_output(self, a: Tensor) -> Tensor:
         return tf.alif_average(

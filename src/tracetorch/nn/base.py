@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import functional as tf
+from ..learning import eligibility
 from ..learning.modes import check_mode
 from ..learning.trace import trace_apply, trace_backward
 from . import parameters as P
@@ -117,9 +118,19 @@ class TraceLayer(nn.Module):
         self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
         self.beta_raw = nn.Parameter(torch.empty(out_features, **factory))
         self.trace_decay_raw = nn.Parameter(torch.empty(channels, **factory))
+        reserved = {"trace", "steps", "state_version", "state"}
+        for name in self.state_type._fields:
+            if name in reserved or hasattr(type(self), name) or name in self._parameters:
+                raise TypeError(
+                    f"{type(self).__name__}: state field {name!r} of {self.state_type.__name__} "
+                    "clashes with a name of the layer; rename the field"
+                )
         for name in (*self.state_type._fields, "trace"):
             self.register_buffer(name, None, persistent=False)
         self.__dict__["steps"] = 0  # steps since reset (bias correction of the trace)
+        #: Eligibility mode: the decay with which the consumer of this layer's output filters
+        #: it (``None``: wired by Sequential; 0 for a memoryless consumer).
+        self.eligibility_filter: float | None = None
         self.__dict__["state_version"] = 0
         # Subclasses add their own parameters, then call reset_parameters().
         self.weight.requires_grad_(learn_weight)
@@ -127,6 +138,13 @@ class TraceLayer(nn.Module):
             self.bias.requires_grad_(learn_bias)
         self.beta_raw.requires_grad_(learn_beta)
         self.trace_decay_raw.requires_grad_(learn_trace_decay)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("step", "fast_run"):  # plain functions: the reference step takes no self
+            fn = cls.__dict__.get(name)
+            if callable(fn) and not isinstance(fn, (staticmethod, classmethod, type)):
+                setattr(cls, name, staticmethod(fn))
 
     # ------------------------------------------------------------------ parameters
     def reset_parameters(self) -> None:
@@ -209,8 +227,11 @@ class TraceLayer(nn.Module):
         return None if fields[0] is None else self.state_type(*fields)
 
     def _store(self, state: NamedTuple | None, trace: Tensor | None, steps: int) -> None:
+        if state is None:
+            self.__dict__.pop("_eligibility", None)
         buffers = self._buffers  # plain dict access: nn.Module.__setattr__ costs microseconds
-        for name, value in zip(self.state_type._fields, state or (None,) * 8, strict=False):
+        fields = self.state_type._fields
+        for name, value in zip(fields, state or (None,) * len(fields), strict=True):
             buffers[name] = value
         buffers["trace"] = trace
         self.__dict__["steps"] = steps
@@ -245,6 +266,7 @@ class TraceLayer(nn.Module):
             for name, value in zip(self.state_type._fields, state, strict=True):
                 out[name] = value.detach().clone()
             out["trace"] = self.trace.detach().clone()
+            out.update(eligibility.eligibility_state_dict(self))
         return out
 
     def load_stream_state_dict(self, state_dict: dict[str, Tensor]) -> None:
@@ -256,6 +278,7 @@ class TraceLayer(nn.Module):
             )
         steps = int(state_dict["steps"])
         names = [*self.state_type._fields, "trace"]
+        elig = {k.split(".", 1)[1]: v for k, v in state_dict.items() if k.startswith("eligibility.")}
         present = [n for n in names if n in state_dict]
         if not present:
             self._store(None, None, steps)
@@ -266,6 +289,7 @@ class TraceLayer(nn.Module):
         p = self.weight
         tensors = [state_dict[n].to(device=p.device, dtype=self.state_dtype) for n in names]
         self._store(self.state_type(*tensors[:-1]), tensors[-1], steps)
+        eligibility.load_eligibility_state(self, elig)
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         # New parameters make the stream state of the old ones stale: start a new sequence.
@@ -287,10 +311,9 @@ class TraceLayer(nn.Module):
         if state is None:
             features = tuple(x.shape[2:] if sequence else x.shape[1:])
             p, dtype = self.weight, self.state_dtype
-            shape = (batch, *self.output_shape(features))
-            zeros = [torch.zeros(shape, device=p.device, dtype=dtype) for _ in self.state_type._fields]
+            like = torch.empty((batch, *self.output_shape(features)), device=p.device, dtype=dtype)
             trace = torch.zeros((batch, *features), device=p.device, dtype=dtype)
-            self._store(self.state_type(*zeros), trace, 0)
+            self._store(self.initial_state(like), trace, 0)
         elif state[0].shape[0] != batch:
             raise ValueError(
                 f"{type(self).__name__}: batch size changed from {state[0].shape[0]} to "
@@ -298,6 +321,11 @@ class TraceLayer(nn.Module):
             )
 
     # ------------------------------------------------------------------ forward
+    def initial_state(self, like: Tensor) -> NamedTuple:
+        """The state at the start of a sequence: zeros of ``like``'s shape ``[B, out...]``,
+        dtype and device for every field. Override for another start (a resting potential)."""
+        return self.state_type(*(torch.zeros_like(like) for _ in self.state_type._fields))
+
     def _check_features(self, x: Tensor) -> None:
         """ValueError unless the feature dimensions of ``x`` fit (dense: the last one)."""
         if x.shape[-1] != self.in_features:
@@ -353,6 +381,8 @@ class TraceLayer(nn.Module):
         if torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters(recurse=False))
         ):
+            if self.learning == "eligibility":
+                return eligibility.eligibility_apply(self, x)
             return trace_apply(self, x)
         with torch.no_grad():
             return self._advance(x, sequence, bptt=False)

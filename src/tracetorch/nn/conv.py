@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
@@ -116,7 +115,7 @@ class ConvLIF(SpikingLayer):
 
     def neuron_params(self, bptt: bool) -> tf.LIFParams:
         beta, theta = self._per_channel(self.beta), self._per_channel(self.threshold)
-        return tf.LIFParams(beta, theta, self.spike_fn(bptt))
+        return tf.LIFParams(beta, theta, self.spike_fn(bptt), self.detach_reset)
 
     def average_output(self, a: Tensor) -> Tensor:
         beta, theta = self._per_channel(self.beta), self._per_channel(self.threshold)

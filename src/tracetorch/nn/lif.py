@@ -20,7 +20,8 @@ class SpikingLayer(TraceLayer):
     Keyword arguments (besides :class:`TraceLayer`'s): ``threshold`` (> 0, a float or one per
     neuron), ``rate_fn`` (``"linear"``, ``"mean_field"``, ``"log"``, ``"staircase"`` or a
     callable ``f(c, beta, theta)``), ``surrogate`` (``"atan"``, ``"fast_sigmoid"`` or a
-    callable of ``m - theta``) and ``learn_threshold``.
+    callable of ``m - theta``), ``learn_threshold``, and ``detach_reset`` (BPTT: no gradient
+    through the reset ``- theta s``, as eligibility learning assumes; default False).
     """
 
     def __init__(
@@ -32,9 +33,11 @@ class SpikingLayer(TraceLayer):
         rate_fn: str | Callable[[Tensor, Tensor, Tensor], Tensor] = "linear",
         surrogate: str | Callable[[Tensor], Tensor] = "atan",
         learn_threshold: bool = True,
+        detach_reset: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(in_features, out_features, **kwargs)
+        self.detach_reset = bool(detach_reset)
         self._init_threshold = P.broadcast(P.check_threshold(threshold), out_features, "threshold")
         self.rate_fn = tf.get_rate_fn(rate_fn)
         self.surrogate = tf.get_surrogate(surrogate)
@@ -63,8 +66,10 @@ class SpikingLayer(TraceLayer):
 
     def extra_repr(self) -> str:
         s = super().extra_repr() + f", rate_fn={self._rate_name!r}"
-        if self.learning == "bptt":
+        if self.learning != "trace":
             s += f", surrogate={self._surrogate_name!r}"
+        if self.detach_reset:
+            s += ", detach_reset=True"
         return s
 
 
@@ -126,7 +131,7 @@ class LIF(SpikingLayer):
         self.reset_parameters()
 
     def neuron_params(self, bptt: bool) -> tf.LIFParams:
-        return tf.LIFParams(self.beta, self.threshold, self.spike_fn(bptt))
+        return tf.LIFParams(self.beta, self.threshold, self.spike_fn(bptt), self.detach_reset)
 
     def average_output(self, a: Tensor) -> Tensor:
         return self.rate_fn(self.input_current(a), self.beta, self.threshold)

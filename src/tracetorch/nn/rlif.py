@@ -84,7 +84,9 @@ class RLIF(SpikingLayer):
         return v
 
     def neuron_params(self, bptt: bool) -> tf.RLIFParams:
-        return tf.RLIFParams(self.beta, self.threshold, self.recurrent, self.spike_fn(bptt))
+        return tf.RLIFParams(
+            self.beta, self.threshold, self.recurrent, self.spike_fn(bptt), self.detach_reset
+        )
 
     def average_output(self, a: Tensor) -> Tensor:
         return tf.rlif_average(

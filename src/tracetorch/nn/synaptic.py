@@ -63,7 +63,9 @@ class Synaptic(SpikingLayer):
         return P.to_decay(self.alpha_raw)
 
     def neuron_params(self, bptt: bool) -> tf.SynapticParams:
-        return tf.SynapticParams(self.beta, self.alpha, self.threshold, self.spike_fn(bptt))
+        return tf.SynapticParams(
+            self.beta, self.alpha, self.threshold, self.spike_fn(bptt), self.detach_reset
+        )
 
     def average_output(self, a: Tensor) -> Tensor:
         return tf.synaptic_average(

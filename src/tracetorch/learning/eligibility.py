@@ -1,0 +1,386 @@
+r"""Eligibility learning: timing-aware gradients in constant memory (e-prop).
+
+Trace learning sees each layer's *average* input and so cannot credit timing. BPTT sees every
+step and costs O(T) memory. Eligibility learning keeps, per layer and per sample, forward-mode
+derivatives of the neuron's own dynamics (eligibility traces): for one hidden layer under a
+leaky readout they make the gradient equal to BPTT's (with the reset detached), in memory
+independent of T.
+
+**Spiking layers** (:class:`~tracetorch.nn.LIF`, :class:`~tracetorch.nn.RLIF`), pre-reset
+membrane :math:`u(t) = \beta m(t-1) + W x(t) + b\ [+ V s(t-1)]`, :math:`s = H(u - \theta)`,
+surrogate derivative :math:`\psi(t) = \partial s/\partial u`, reset detached:
+
+.. math::
+    e(t) &= \beta\, e(t-1) + x(t) &\quad& \text{(eligibility vector: } \partial u(t)/\partial W) \\
+    E(t) &= \kappa\, E(t-1) + \psi(t)\, e(t) && \text{(filtered by the consumer's decay } \kappa)
+
+per output-input pair ``[B, out, in]``; likewise for the bias (input 1), for :math:`\beta`
+(input :math:`m(t-1)`), for :math:`\theta` (input :math:`-\beta s(t-1)`, and
+:math:`\partial s/\partial\theta = \psi (e_\theta - 1)`), and for RLIF's :math:`V` (input
+:math:`s(t-1)`, e-prop's approximation: the influence of a spike through *other* neurons'
+later spikes is dropped). With the learning signal :math:`L_j = \partial L/\partial s_j`
+from the consumer (for an ``LI`` readout :math:`L = g V`, :math:`g = \partial L/\partial m`),
+:math:`\nabla W_{ji} = \sum_b L_{bj} E_{bji}`.
+
+Over a chunk of :math:`n` steps the update is a contraction over time, done with BLAS: with
+:math:`G(t) = \sum_{t' \ge t} \kappa^{n-t'} \beta^{t'-t} \psi(t')` (one backward recursion
+over ``[B, out]`` tensors),
+
+.. math::
+    E(n) = \kappa^n E(0) + \beta G(1)\, e(0) + \textstyle\sum_t G(t)\, x(t)^\top,
+    \qquad e(n) = \beta^n e(0) + \textstyle\sum_t \beta^{n-t} x(t)^\top,
+
+two batched matrix products ``[B, out, n] @ [B, n, in]`` per chunk.
+
+**Readouts** (:class:`~tracetorch.nn.LI`, :class:`~tracetorch.nn.LIS`): exact. The membrane
+:math:`m(T) = \sum_t \beta^{T-t} (W x(t) + b)`, so :math:`\partial m_j/\partial W_{ji}` is the
+input trace filtered by the readout's own :math:`\beta_j`, and :math:`\partial m/\partial\beta`
+an eligibility of input :math:`m(t-1)`.
+
+**The filter** :math:`\kappa` of a layer is the decay of the layer its spikes feed, wired by
+:class:`~tracetorch.nn.Sequential` (``layer.eligibility_filter``; 0 for a memoryless consumer
+such as ``nn.Linear``). **Deeper nets**: the signal passed upstream,
+:math:`L^{\text{low}} = (L \odot \bar\psi \cdot \gamma)\, W` with :math:`\bar\psi` the
+:math:`\kappa`-average of :math:`\psi` and the gain :math:`\gamma = 1/(1 - \min/\max)` of the
+two decays :math:`\kappa, \beta` (the lower layer is then filtered by their maximum), is an
+approximation (``docs/learning-modes.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .trace import TraceFunction, _check_fresh
+
+__all__ = ["EligibilityFunction", "eligibility_apply", "eligibility_filter_of", "supports"]
+
+
+def _spiking_kinds() -> dict[type, bool]:
+    from ..nn import LIF, RLIF
+
+    return {LIF: False, RLIF: True}
+
+
+def _readout_kinds() -> dict[type, bool]:
+    from ..nn import LI, LIS
+
+    return {LI: False, LIS: True}
+
+
+def supports(layer) -> bool:
+    """Whether ``layer`` has an eligibility rule (LIF, RLIF, LI, LIS)."""
+    return type(layer) in _spiking_kinds() or type(layer) in _readout_kinds()
+
+
+def _require(layer) -> None:
+    if not supports(layer):
+        raise NotImplementedError(
+            f"learning='eligibility' is not available for {type(layer).__name__} (it is for "
+            "LIF, RLIF, LI and LIS); use 'trace' or 'bptt' for this layer"
+            + (": a convolution's shared weights do not factor per output-input pair"
+               if "Conv" in type(layer).__name__ else "")
+        )
+
+
+def eligibility_filter_of(layer) -> float:
+    """The decay with which ``layer``'s consumers should filter their eligibility.
+
+    A readout: the mean of its ``beta``. A spiking layer: the larger of its own filter and the
+    mean of its ``beta`` (its membrane carries an input's influence that long).
+    """
+    beta = float(layer.beta.detach().mean())
+    if type(layer) in _readout_kinds():
+        return beta
+    return max(float(getattr(layer, "eligibility_filter", 0.0) or 0.0), beta)
+
+
+# ----------------------------------------------------------------------------- state
+def _zeros_state(layer, batch: int, n_in: int) -> dict[str, Tensor]:
+    out = layer.state[0].shape[-1]
+    z = {"device": layer.weight.device, "dtype": layer.state_dtype}
+    if type(layer) in _readout_kinds():
+        return {
+            "e_w": torch.zeros(batch, out, n_in, **z),
+            "e_b": torch.zeros(batch, out, **z),
+            "e_beta": torch.zeros(batch, out, **z),
+        }
+    small = ("e_b", "E_b", "e_beta", "E_beta", "e_th", "E_th", "k")
+    state = {name: torch.zeros(batch, out, **z) for name in small}
+    state["e_w"] = torch.zeros(batch, out, n_in, **z)
+    state["E_w"] = torch.zeros(batch, out, n_in, **z)
+    state["steps_k"] = torch.zeros((), **z)  # sum of kappa^age: normalises k
+    return state
+
+
+def _state(layer, batch: int, n_in: int) -> dict[str, Tensor]:
+    state = layer.__dict__.get("_eligibility")
+    fresh = layer.__dict__.get("_eligibility_version") == layer.state_version
+    if state is not None and fresh:
+        return state
+    if layer.steps:  # the layer advanced without its eligibility traces
+        raise RuntimeError(
+            f"{type(layer).__name__}: switched to learning='eligibility' in the middle of a "
+            "sequence; the eligibility traces need the whole sequence: reset_states() first"
+        )
+    return _zeros_state(layer, batch, n_in)
+
+
+# ----------------------------------------------------------------------------- forward
+def _advance(layer, x: Tensor) -> Tensor:
+    """Run ``layer`` on ``x`` without a graph, updating its state and eligibility traces."""
+    from .. import functional as tf
+    from ..nn.execution import _trace_decay_and_weights, _trace_run
+
+    sequence = x.dim() == layer.step_dim + 1
+    xs = x if sequence else x.unsqueeze(0)
+    steps, batch = xs.shape[0], xs.shape[1]
+    recurrent = _spiking_kinds().get(type(layer), False)
+    n_in = layer.in_features + (layer.out_features if recurrent else 0)
+    elig = _state(layer, batch, n_in)
+    size = layer.chunk_steps(batch)
+    state, trace = layer.state, layer.trace
+    p = layer.neuron_params(bptt=False)
+    out = state[0].new_empty((steps, *state[0].shape))
+    d, w = _trace_decay_and_weights(layer, steps, size)
+    readout = type(layer) in _readout_kinds()
+    for start in range(0, steps, size):
+        xc, oc = xs[start : start + size], out[start : start + size]
+        trace = _trace_run(trace, xc, d, w)
+        layer.current_into(xc, oc)
+        xin = xc.to(layer.state_dtype)
+        if readout:  # the membranes (LI's run), then LIS's softmax of them
+            prev = state.membrane
+            res, state = tf.li_run_(oc, tf.LIState(prev), tf.LIParams(p.beta))
+            _readout_chunk(layer, elig, xin, prev, oc)
+            if _readout_kinds()[type(layer)]:
+                oc.copy_(torch.softmax(oc, dim=-1))
+        else:
+            psi, m_prev, s_prev = _spiking_steps(layer, oc, state, p)
+            state = layer.__dict__.pop("_last_state")
+            if recurrent:
+                xin = torch.cat([xin, s_prev], dim=-1)
+            _spiking_chunk(layer, elig, xin, psi, m_prev, s_prev)
+            res = oc
+        if res is not oc:
+            oc.copy_(res)
+    layer._store(state, trace, layer.steps + steps)
+    layer.__dict__["_eligibility"] = elig
+    layer.__dict__["_eligibility_version"] = layer.state_version
+    if layer.check_finite and not all(bool(torch.isfinite(t).all()) for t in state):
+        raise FloatingPointError(
+            f"{type(layer).__name__}: the state became NaN or infinite during this call"
+        )
+    if out.dtype != layer.weight.dtype:
+        out = out.to(layer.weight.dtype)
+    return out if sequence else out[0]
+
+
+def _spiking_steps(layer, oc: Tensor, state, p) -> tuple[Tensor, Tensor, Tensor]:
+    """Step the neuron over the chunk's currents ``oc`` (overwritten by the spikes).
+
+    Returns ``(psi, m(t-1), s(t-1))``, each ``[L, B, out]``; the new state is left on the layer.
+    """
+    from ..functional import surrogate_derivative
+
+    theta = p.theta
+    psi = torch.empty_like(oc)
+    m_prev = torch.empty_like(oc)
+    s_prev = torch.empty_like(oc)
+    last_s = state.spikes if hasattr(state, "spikes") else layer.__dict__.get("_last_spikes")
+    if last_s is None or last_s.shape != oc.shape[1:]:
+        last_s = torch.zeros_like(oc[0])
+    for t in range(oc.shape[0]):
+        m_prev[t] = state.membrane
+        s_prev[t] = last_s
+        s, state = layer.step(oc[t], state, p)
+        u = state.membrane + theta * s
+        psi[t] = surrogate_derivative(layer.surrogate, u - theta)
+        oc[t] = s
+        last_s = s
+    layer.__dict__["_last_spikes"] = last_s
+    layer.__dict__["_last_state"] = state
+    return psi, m_prev, s_prev
+
+
+def _powers(base: Tensor, n: int) -> Tensor:
+    """``base ** k`` for ``k = 0..n-1`` as ``[n, *base.shape]``."""
+    k = torch.arange(n, dtype=base.dtype, device=base.device)
+    return base.unsqueeze(0) ** k.view(n, *(1,) * base.dim())
+
+
+def _spiking_chunk(layer, elig: dict, x: Tensor, psi: Tensor, m_prev: Tensor, s_prev: Tensor):
+    """Advance a spiking layer's eligibility traces over one chunk (see the module doc)."""
+    n = psi.shape[0]
+    beta = layer.beta.detach()  # [out]
+    kappa = torch.as_tensor(float(layer.eligibility_filter or 0.0), dtype=psi.dtype)
+    kpow = _powers(kappa, n).flip(0).view(n, 1, 1)  # kappa^(n-t), t = 1..n
+    # G(t) = kappa^(n-t) psi(t) + beta G(t+1), backwards over the chunk
+    g = torch.empty_like(psi)
+    acc = torch.zeros_like(psi[0])
+    for t in range(n - 1, -1, -1):
+        acc = torch.addcmul(kpow[t] * psi[t], acc, beta)
+        g[t] = acc
+    g1 = g[0] * beta  # beta G(1): the weight of e(0)
+    bpow = _powers(beta, n).flip(0)  # beta^(n-t), [n, out]
+    kn = kappa**n
+    # big traces: [B, out, in]
+    gt = g.permute(1, 2, 0)  # [B, out, n]
+    xt = x.permute(1, 0, 2)  # [B, n, in]
+    e_w, big_e = elig["e_w"], elig["E_w"]
+    big_e.mul_(kn).addcmul_(e_w, g1.unsqueeze(-1)).baddbmm_(gt, xt)
+    e_w.mul_((beta**n).view(1, -1, 1)).add_(torch.matmul(bpow.t().unsqueeze(0), xt))
+    # small traces: [B, out], inputs 1 (bias), m(t-1) (beta), -beta s(t-1) (threshold)
+    k_chunk = (kpow * psi).sum(0)
+    for name, inp in (("b", None), ("beta", m_prev), ("th", -beta * s_prev)):
+        e, big = elig["e_" + name], elig["E_" + name]
+        contrib = g.sum(0) if inp is None else (g * inp).sum(0)
+        big.mul_(kn).addcmul_(e, g1).add_(contrib)
+        if name == "th":
+            big.sub_(k_chunk)
+        new_e = bpow.sum(0) if inp is None else (bpow.unsqueeze(1) * inp).sum(0)
+        e.mul_(beta**n).add_(new_e)
+    elig["k"].mul_(kn).add_(k_chunk)
+    elig["steps_k"].mul_(kn).add_(kpow.sum())
+
+
+def _readout_chunk(layer, elig: dict, x: Tensor, prev: Tensor, membranes: Tensor) -> None:
+    """Exact readout eligibilities over one chunk: filtered inputs, bias and beta terms."""
+    n = x.shape[0]
+    beta = layer.beta.detach()
+    bpow = _powers(beta, n).flip(0)  # beta^(n-t), [n, out]
+    m_before = torch.cat([prev.unsqueeze(0), membranes[:-1]])  # m(t-1)
+    elig["e_w"].mul_((beta**n).view(1, -1, 1)).add_(
+        torch.matmul(bpow.t().unsqueeze(0), x.permute(1, 0, 2))
+    )
+    elig["e_b"].mul_(beta**n).add_(bpow.sum(0))
+    # e_beta(t) = beta e_beta(t-1) + m(t-1)
+    elig["e_beta"].mul_(beta**n).add_((bpow.unsqueeze(1) * m_before).sum(0))
+
+
+# ----------------------------------------------------------------------------- backward
+def _mapped(layer) -> dict[str, Tensor]:
+    """The mapped parameters (with their graph from the raw ones)."""
+    out = {"weight": layer.weight, "beta": layer.beta}
+    if layer.bias is not None:
+        out["bias"] = layer.bias
+    if hasattr(layer, "threshold_raw"):
+        out["threshold"] = layer.threshold
+    if hasattr(layer, "recurrent_raw"):
+        out["recurrent"] = layer.recurrent
+    return out
+
+
+def gradients(layer, signal: Tensor) -> tuple[Tensor, list[Tensor | None]]:
+    """``(upstream signal [B, in], grads of layer.trace_parameters())`` for ``signal``.
+
+    ``signal`` is ``dL/d(output)`` at the latest step, ``[B, out]``.
+    """
+    elig = layer.__dict__.get("_eligibility")
+    if elig is None:
+        raise RuntimeError(f"{type(layer).__name__} has no eligibility state: run a forward first")
+    signal = signal.to(layer.state_dtype)
+    with torch.enable_grad():
+        mapped = _mapped(layer)
+    g: dict[str, Tensor] = {}
+    if type(layer) in _readout_kinds():
+        if _readout_kinds()[type(layer)]:  # LIS: through the softmax of the last membrane
+            p = torch.softmax(layer.membrane, dim=-1)
+            signal = p * (signal - (signal * p).sum(-1, keepdim=True))
+        g["weight"] = torch.einsum("bj,bji->ji", signal, elig["e_w"])
+        g["beta"] = (signal * elig["e_beta"]).sum(0)
+        if "bias" in mapped:
+            g["bias"] = (signal * elig["e_b"]).sum(0)
+        upstream = signal @ mapped["weight"].detach().to(signal.dtype)
+    else:
+        big = torch.einsum("bj,bji->ji", signal, elig["E_w"])
+        n_in = layer.in_features
+        g["weight"] = big[:, :n_in]
+        if "recurrent" in mapped:
+            g["recurrent"] = big[:, n_in:]
+        g["beta"] = (signal * elig["E_beta"]).sum(0)
+        g["threshold"] = (signal * elig["E_th"]).sum(0)
+        if "bias" in mapped:
+            g["bias"] = (signal * elig["E_b"]).sum(0)
+        upstream = _upstream(layer, signal, elig, mapped["weight"].detach())
+    params = layer.trace_parameters()
+    names = [n for n in g if mapped[n].requires_grad]
+    wanted = [p for p in params if p.requires_grad]
+    grads: tuple = ()
+    if wanted and names:
+        grads = torch.autograd.grad(
+            [mapped[n] for n in names], wanted, [g[n].to(mapped[n].dtype) for n in names],
+            allow_unused=True,
+        )
+    by_param = dict(zip(map(id, wanted), grads, strict=False))
+    return upstream, [by_param.get(id(p)) for p in params]
+
+
+def _upstream(layer, signal: Tensor, elig: dict, weight: Tensor) -> Tensor:
+    """The learning signal for the layer below: ``(L * psi_bar * gain) W`` (an approximation)."""
+    kappa = float(layer.eligibility_filter or 0.0)
+    beta = float(layer.beta.detach().mean())
+    norm = elig["steps_k"].clamp_min(1e-12)
+    psi_bar = elig["k"] / norm
+    lo, hi = sorted((kappa, beta))
+    gain = 1.0 / (1.0 - lo / hi) if hi > 0 else 1.0
+    return (signal * psi_bar * gain) @ weight.to(signal.dtype)
+
+
+# ----------------------------------------------------------------------------- autograd
+class EligibilityFunction(TraceFunction):
+    """``output = layer`` run with eligibility traces (no graph); backward from the traces.
+
+    Same contract as :class:`~tracetorch.learning.TraceFunction`: one node per layer call,
+    nothing saved per step, outputs bound to their state (the stale-state guard).
+    """
+
+    @staticmethod
+    def forward(x: Tensor, layer, *params: Tensor) -> Tensor:
+        return _advance(layer, x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: Tensor):
+        layer = ctx.layer
+        _check_fresh(ctx, layer)
+        signal = grad_output.sum(0) if ctx.sequence else grad_output
+        upstream, grads = gradients(layer, signal)
+        needs = ctx.needs_input_grad[2:]
+        grads = [g if need else None for g, need in zip(grads, needs, strict=True)]
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = upstream.to(ctx.input_dtype)
+            if ctx.sequence:
+                steps = ctx.input_shape[0]
+                grad_x = (grad_x / steps).unsqueeze(0).expand(ctx.input_shape)
+        return (grad_x, None, *grads)
+
+
+def eligibility_apply(layer, x: Tensor) -> Tensor:
+    """Run ``layer`` on ``x`` in eligibility mode as one autograd node."""
+    _require(layer)
+    return EligibilityFunction.apply(x, layer, *layer.trace_parameters())
+
+
+def load_eligibility_state(layer, state: dict[str, Tensor]) -> None:
+    """Restore eligibility traces saved by :func:`eligibility_state_dict` (``{}``: none)."""
+    if not state:
+        layer.__dict__.pop("_eligibility", None)
+        return
+    p = layer.weight
+    layer.__dict__["_eligibility"] = {
+        k: v.to(device=p.device, dtype=layer.state_dtype).clone() for k, v in state.items()
+    }
+    layer.__dict__["_eligibility_version"] = layer.state_version
+
+
+def eligibility_state_dict(layer) -> dict[str, Any]:
+    """The eligibility traces of ``layer`` (for its stream state), empty if none."""
+    elig = layer.__dict__.get("_eligibility")
+    if elig is None:
+        return {}
+    return {f"eligibility.{k}": v.clone() for k, v in elig.items()}
