@@ -176,8 +176,10 @@ def simulate_rate(
     """
     gen = torch.Generator().manual_seed(seed)
     cc = c.double().repeat(trials)
-    b, th = torch.tensor(beta, dtype=torch.float64), torch.tensor(theta, dtype=torch.float64)
-    m, count = torch.zeros_like(cc), torch.zeros_like(cc)
+    p = tt.functional.LIFParams(
+        torch.tensor(beta, dtype=torch.float64), torch.tensor(theta, dtype=torch.float64)
+    )
+    state, count = tt.functional.LIFState(torch.zeros_like(cc)), torch.zeros_like(cc)
     for i in range(burn_in + steps):
         if noise is None:
             x = cc
@@ -185,7 +187,7 @@ def simulate_rate(
             x = noise[1] * torch.bernoulli((cc / noise[1]).clamp(0, 1), generator=gen)
         else:
             x = noise[1] * torch.poisson(cc / noise[1], generator=gen)
-        s, m = tt.functional.lif_step(x, m, b, th)
+        s, state = tt.functional.lif_step(x, state, p)
         if i >= burn_in:
             count += s
     return (count / steps).view(trials, -1).mean(0)
@@ -487,10 +489,11 @@ def network_rates(net: tt.nn.Sequential, x: Tensor, long_steps: int = 200) -> di
     burn = 50
 
     def rate_over(shift: float) -> Tensor:
-        m = torch.zeros_like(c_long[0])
-        count = torch.zeros_like(m)
+        state = tt.functional.LIFState(torch.zeros_like(c_long[0]))
+        count = torch.zeros_like(state.membrane)
+        params = tt.functional.LIFParams(lif.beta, lif.threshold)
         for t in range(long_steps):
-            s, m = tt.functional.lif_step(c_long[t] + shift, m, lif.beta, lif.threshold)
+            s, state = tt.functional.lif_step(c_long[t] + shift, state, params)
             if t >= burn:
                 count += s
         return count / (long_steps - burn)

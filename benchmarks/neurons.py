@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 
 import tracetorch as tt
-from tracetorch import functional as tf
 
 STEPS, BURN = 3000, 1000
 

@@ -10,7 +10,8 @@ markdown table is printed (``--report``). Runs are slow on 2 cores: select with 
     python -m benchmarks.temporal --report
 
 A run is ``TASK:NET:MODE:SEED``; NET is one of ``NETS`` (``lif``, ``rlif``, ``alif``,
-``syn``, ``lif2``, ``rlif-detach``, ``conv``, ``gru``); MODE ``trace`` or ``bptt``
+``syn``, ``lif2``, ``rlif2``, ``lif-rlif``, ``rlif-detach``, ``conv``, ``gru``); MODE
+``trace``, ``eligibility`` or ``bptt``
 (``gru``: ``bptt`` only).
 """
 
@@ -67,6 +68,8 @@ def build(net: str, task) -> torch.nn.Module:
         "lif": lambda: [tt.nn.LIF(n_in, HIDDEN)],
         "lif2": lambda: [tt.nn.LIF(n_in, HIDDEN), tt.nn.LIF(HIDDEN, HIDDEN)],
         "rlif": lambda: [tt.nn.RLIF(n_in, HIDDEN)],
+        "rlif2": lambda: [tt.nn.RLIF(n_in, HIDDEN), tt.nn.RLIF(HIDDEN, HIDDEN)],
+        "lif-rlif": lambda: [tt.nn.LIF(n_in, HIDDEN), tt.nn.RLIF(HIDDEN, HIDDEN)],
         "rlif-detach": lambda: [tt.nn.RLIF(n_in, HIDDEN)],  # reset detached by run()
         "alif": lambda: [tt.nn.ALIF(n_in, HIDDEN)],
         "syn": lambda: [tt.nn.Synaptic(n_in, HIDDEN)],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -36,11 +38,30 @@ def test_per_channel_decay_of_wrong_length(arg, size):
 
 
 @pytest.mark.parametrize(
-    "threshold", [0.0, -1.0, float("nan"), float("inf"), torch.tensor([1.0, 0.0, 1.0])]
+    "threshold",
+    [
+        0.0,
+        -1.0,
+        float("nan"),
+        float("inf"),
+        torch.tensor([1.0, 0.0, 1.0]),
+        1e-7,
+        2e6,
+        torch.tensor([1.0, float("nan"), 1.0]),
+    ],
 )
-def test_threshold_not_positive(threshold):
-    with pytest.raises(ValueError, match="threshold must be finite and > 0"):
+def test_threshold_outside_its_range(threshold):
+    with pytest.raises(ValueError, match=r"threshold must be in \[1e-06, 1e\+06\]"):
         tt.nn.LIF(4, 3, threshold=threshold)
+
+
+@pytest.mark.parametrize(
+    "threshold", [1e-6, 1e6, torch.tensor([1e-6, 1.0, 1e6], dtype=torch.float64)]
+)
+def test_threshold_at_the_ends_of_its_range(threshold):
+    layer = tt.nn.LIF(4, 3, threshold=threshold, dtype=torch.float64)
+    expected = torch.as_tensor(threshold, dtype=torch.float64).expand(3)
+    torch.testing.assert_close(layer.threshold, expected, rtol=1e-9, atol=0)
 
 
 @pytest.mark.parametrize("arg", ["beta", "trace_decay"])
@@ -102,9 +123,9 @@ def test_unknown_surrogate_lists_the_valid_ones():
 
 
 def test_bad_learning_mode():
-    with pytest.raises(
-        ValueError, match=r"learning must be one of \('trace', 'bptt'\), got 'BPTT'"
-    ):
+    modes = tt.learning.LEARNING_MODES
+    assert {"trace", "bptt"} <= set(modes)
+    with pytest.raises(ValueError, match=re.escape(f"learning must be one of {modes}, got 'BPTT'")):
         tt.nn.LIF(4, 3, learning="BPTT")
     with pytest.raises(ValueError, match="learning must be one of"):
         tt.learning.set_learning(tt.nn.Sequential(tt.nn.LI(4, 3)), "exact")

@@ -11,6 +11,7 @@ recursion to float rounding (``1e-12`` in float64, ``1e-5`` relative in float32 
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import pytest
 import torch
@@ -64,35 +65,46 @@ def test_in_place_runs_equal_out_of_place_runs_bit_for_bit(dtype):
     beta, theta = torch.rand(7, dtype=dtype) * 0.5 + 0.45, torch.rand(7, dtype=dtype) + 0.3
     m0 = torch.randn(4, 7, dtype=dtype)
     m0_copy = m0.clone()
-    for run, run_, args in (
-        (tf.lif_run, tf.lif_run_, (beta, theta)),
-        (tf.li_run, tf.li_run_, (beta,)),
-        (tf.lis_run, tf.lis_run_, (beta,)),
+    lif, li = tf.LIFParams(beta, theta), tf.LIParams(beta)
+    for step, run_, state, params in (
+        (tf.lif_step, tf.lif_run_, tf.LIFState(m0), lif),
+        (tf.li_step, tf.li_run_, tf.LIState(m0), li),
+        (tf.lis_step, tf.lis_run_, tf.LIState(m0), li),
+        # the generic in-place run of each reference step
+        (tf.lif_step, partial(tf.run_, tf.lif_step), tf.LIFState(m0), lif),
+        (tf.li_step, partial(tf.run_, tf.li_step), tf.LIState(m0), li),
+        (tf.lis_step, partial(tf.run_, tf.lis_step), tf.LIState(m0), li),
     ):
-        ref_out, ref_m = run(c, m0, *args)
+        ref_out, ref_state = tf.run(step, c, state, params)
         buf = c.clone()
-        out, m = run_(buf, m0, *args)
+        out, new_state = run_(buf, state, params)
         assert out is buf  # written in place, nothing allocated for the outputs
-        assert torch.equal(out, ref_out), run.__name__
-        assert torch.equal(m, ref_m), run.__name__
+        assert type(new_state) is type(ref_state), step.__name__
+        assert torch.equal(out, ref_out), step.__name__
+        assert torch.equal(new_state.membrane, ref_state.membrane), step.__name__
         assert torch.equal(m0, m0_copy)  # the caller's membrane is left alone
 
 
 def test_in_place_runs_on_an_empty_sequence():
     m0 = torch.randn(2, 3)
-    for run_, args in ((tf.lif_run_, (0.9, 1.0)), (tf.li_run_, (0.9,)), (tf.lis_run_, (0.9,))):
-        args = tuple(torch.tensor(a) for a in args)
-        out, m = run_(torch.empty(0, 2, 3), m0, *args)
+    beta, theta = torch.tensor(0.9), torch.tensor(1.0)
+    for run_, state, params in (
+        (tf.lif_run_, tf.LIFState(m0), tf.LIFParams(beta, theta)),
+        (tf.li_run_, tf.LIState(m0), tf.LIParams(beta)),
+        (tf.lis_run_, tf.LIState(m0), tf.LIParams(beta)),
+    ):
+        out, new_state = run_(torch.empty(0, 2, 3), state, params)
         assert out.shape == (0, 2, 3)
-        assert torch.equal(m, m0) and m is not m0
+        assert torch.equal(new_state.membrane, m0) and new_state.membrane is not m0
 
 
 def test_lif_run_matches_lif_step_golden_values_in_place():
     """The in-place run reproduces the hand-computed golden steps (beta 0.5, theta 1)."""
     c = torch.tensor([[0.75, 1.0, 2.5, 0.25]], dtype=f64).expand(4, 1, 4).clone()
-    s, m = tf.lif_run_(c, torch.zeros(1, 4, dtype=f64), torch.tensor(0.5, dtype=f64), 1.0)
+    state = tf.LIFState(torch.zeros(1, 4, dtype=f64))
+    s, state = tf.lif_run_(c, state, tf.LIFParams(torch.tensor(0.5, dtype=f64), 1.0))
     assert s.squeeze(1).tolist() == [[0, 1, 1, 0], [1, 1, 1, 0], [0, 1, 1, 0], [1, 1, 1, 0]]
-    assert m.tolist() == [[0.15625, 0.0, 2.8125, 0.46875]]
+    assert state.membrane.tolist() == [[0.15625, 0.0, 2.8125, 0.46875]]
 
 
 @pytest.mark.parametrize("features", [3, 5000])  # weighted sum / in-place recursion (CPU)
@@ -229,7 +241,8 @@ def test_any_chunking_and_any_split_of_the_sequence(steps, batch, chunk, split, 
     split = min(split, steps)
     with torch.no_grad():
         ref = a(x)
-        got = torch.cat([b(x[:split]), b(x[split:])])
+        # an empty part is not a call (see test_empty_sequence_raises_and_leaves_the_state)
+        got = torch.cat([b(part) for part in (x[:split], x[split:]) if len(part)])
     torch.testing.assert_close(got, ref, **TIGHT)
     for la, lb in zip(a, b, strict=True):
         _assert_same_state(la, lb)
@@ -239,6 +252,8 @@ def _trace_grads(net, x, y, per_step: bool) -> dict[str, torch.Tensor]:
     net.zero_grad(set_to_none=True)
     net.reset_states()
     out = torch.stack([net(x_t) for x_t in x]) if per_step else net(x)
+    # Per step, the loss reaches the nodes of earlier calls with a zero signal: they are
+    # skipped, so the stale-state guard does not fire.
     F.cross_entropy(out[-1], y).backward()
     return {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
 
@@ -265,7 +280,7 @@ def test_lis_gradients_of_sequence_equal_per_step():
             layer.zero_grad(set_to_none=True)
             layer.reset_states()
             out = torch.stack([layer(x_t) for x_t in x]) if per_step else layer(x)
-            torch.log(out[-1][:, 0]).sum().backward()
+            torch.log(out[-1][:, 0]).sum().backward()  # earlier calls: zero signal, skipped
             grads.append([p.grad.clone() for p in layer.parameters() if p.grad is not None])
         for g_seq, g_step in zip(*grads, strict=True):
             torch.testing.assert_close(g_seq, g_step, **TIGHT)
@@ -298,13 +313,21 @@ def test_caller_tensors_are_never_written():
 
 
 @pytest.mark.parametrize("cls", LAYERS)
-def test_empty_sequence_leaves_the_state(cls):
+@pytest.mark.parametrize("grad", [False, True])
+def test_empty_sequence_raises_and_leaves_the_state(cls, grad):
     layer = _layer(cls)
     layer(_spikes(3, 2, 6))
     m, t = layer.membrane.clone(), layer.trace.clone()
-    out = layer(torch.empty(0, 2, 6, dtype=f64))
-    assert out.shape == (0, 2, 5)
+    version = layer.state_version
+    with torch.set_grad_enabled(grad), pytest.raises(ValueError, match=r"empty \(T = 0\)"):
+        layer(torch.empty(0, 2, 6, dtype=f64))
+    with torch.set_grad_enabled(grad), pytest.raises(ValueError, match=r"empty \(B = 0\)"):
+        layer(torch.empty(4, 0, 6, dtype=f64))
     assert torch.equal(layer.membrane, m) and torch.equal(layer.trace, t) and layer.steps == 3
+    assert layer.state_version == version
+    with torch.no_grad():  # the stream goes on as if the empty calls had not happened
+        got = layer(_spikes(4, 2, 6))
+    assert got.shape == (4, 2, 5) and layer.steps == 7
 
 
 def test_non_contiguous_input():
@@ -386,18 +409,19 @@ def test_cpp_kernels_equal_torch_bit_for_bit(cpp_backend, dtype, shape):
     theta = torch.rand(features, dtype=dtype) + 0.3
     m0 = torch.randn(*shape[1:], dtype=dtype)
     cases = [
-        (tf.lif_run, tf.lif_run_, (beta, theta)),
-        (tf.lif_run, tf.lif_run_, (beta[0], theta[0])),  # shared beta/theta (0-dim)
-        (tf.li_run, tf.li_run_, (beta,)),
-        (tf.lis_run, tf.lis_run_, (beta,)),
+        (tf.lif_step, tf.lif_run_, tf.LIFState(m0), tf.LIFParams(beta, theta)),
+        # shared beta/theta (0-dim)
+        (tf.lif_step, tf.lif_run_, tf.LIFState(m0), tf.LIFParams(beta[0], theta[0])),
+        (tf.li_step, tf.li_run_, tf.LIState(m0), tf.LIParams(beta)),
+        (tf.lis_step, tf.lis_run_, tf.LIState(m0), tf.LIParams(beta)),
     ]
-    for run, run_, args in cases:
-        ref_out, ref_m = run(c, m0, *args)  # out of place: always the PyTorch form
+    for step, run_, state, params in cases:
+        ref_out, ref_state = tf.run(step, c, state, params)  # always the PyTorch form
         buf = c.clone()
-        out, m = run_(buf, m0, *args)
+        out, new_state = run_(buf, state, params)
         assert out is buf
-        assert torch.equal(out, ref_out), run.__name__
-        assert torch.equal(m, ref_m), run.__name__
+        assert torch.equal(out, ref_out), step.__name__
+        assert torch.equal(new_state.membrane, ref_state.membrane), step.__name__
 
 
 def test_cpp_backend_network_equals_torch_backend(cpp_backend):
@@ -418,13 +442,15 @@ def test_cpp_backend_falls_back_where_it_does_not_apply(cpp_backend):
     c = torch.randn(6, 3, 4)
     m0 = torch.randn(3, 4)
     beta = torch.rand(3, 4) * 0.5 + 0.4  # per element: not a [F] vector
-    out, m = tf.lif_run_(c.clone(), m0, beta, torch.tensor(0.5))
-    ref_out, ref_m = tf.lif_run(c, m0, beta, torch.tensor(0.5))
-    assert torch.equal(out, ref_out) and torch.equal(m, ref_m)
+    lif = tf.LIFParams(beta, torch.tensor(0.5))
+    out, state = tf.lif_run_(c.clone(), tf.LIFState(m0), lif)
+    ref_out, ref_state = tf.run(tf.lif_step, c, tf.LIFState(m0), lif)
+    assert torch.equal(out, ref_out) and torch.equal(state.membrane, ref_state.membrane)
     strided = torch.randn(3, 6, 4).transpose(0, 1)
-    ref_out, ref_m = tf.li_run(strided, m0, beta[0])
-    out, m = tf.li_run_(strided, m0, beta[0])
-    assert torch.equal(out, ref_out) and torch.equal(m, ref_m)
+    li = tf.LIParams(beta[0])
+    ref_out, ref_state = tf.run(tf.li_step, strided, tf.LIState(m0), li)
+    out, state = tf.li_run_(strided, tf.LIState(m0), li)
+    assert torch.equal(out, ref_out) and torch.equal(state.membrane, ref_state.membrane)
 
 
 # ----------------------------------------------------------------------------- devices

@@ -170,11 +170,12 @@ def test_lif_step_golden_values():
         [0.8125, 0.0, 2.625, 0.4375],
         [0.15625, 0.0, 2.8125, 0.46875],
     ]
-    m = torch.zeros_like(c)
+    state, p = tf.LIFState(torch.zeros_like(c)), tf.LIFParams(beta, theta)
     for s_exp, m_exp in zip(expected_s, expected_m, strict=True):
-        s, m = tf.lif_step(c, m, beta, theta)
+        s, state = tf.lif_step(c, state, p)
+        assert isinstance(state, tf.LIFState)
         assert s.tolist() == [s_exp]
-        assert m.tolist() == [m_exp]
+        assert state.membrane.tolist() == [m_exp]
 
 
 def test_lif_step_per_neuron_parameters_broadcast():
@@ -182,54 +183,61 @@ def test_lif_step_per_neuron_parameters_broadcast():
     beta = torch.tensor([0.9, 0.5], dtype=f64)
     theta = torch.tensor([1.0, 0.5], dtype=f64)
     m = torch.tensor([[0.5, 0.0], [0.0, 0.0]], dtype=f64)
-    s, m = tf.lif_step(c, m, beta, theta)
+    s, state = tf.lif_step(c, tf.LIFState(m), tf.LIFParams(beta, theta))
     # [0.45+0.6=1.05 spike -> 0.05, 0.6 >= 0.5 spike -> 0.1], [0.6 no spike, 0.6 spike -> 0.1]
     assert s.tolist() == [[1, 1], [0, 1]]
-    torch.testing.assert_close(m, torch.tensor([[0.05, 0.1], [0.6, 0.1]], dtype=f64))
+    torch.testing.assert_close(state.membrane, torch.tensor([[0.05, 0.1], [0.6, 0.1]], dtype=f64))
 
 
-def test_lif_run_equals_repeated_lif_step():
+def test_run_of_lif_step_equals_repeated_lif_step():
     c = torch.rand(20, 3, 5, dtype=f64) * 1.5
     beta, theta = torch.rand(5, dtype=f64) * 0.5 + 0.4, torch.rand(5, dtype=f64) + 0.5
     m0 = torch.rand(3, 5, dtype=f64)
-    spikes, m_last = tf.lif_run(c, m0, beta, theta)
-    m = m0
+    p = tf.LIFParams(beta, theta)
+    spikes, last = tf.run(tf.lif_step, c, tf.LIFState(m0), p)
+    state = tf.LIFState(m0)
     for t in range(20):
-        s, m = tf.lif_step(c[t], m, beta, theta)
+        s, state = tf.lif_step(c[t], state, p)
         assert torch.equal(spikes[t], s)
-    assert torch.equal(m_last, m)
+    assert isinstance(last, tf.LIFState)
+    assert torch.equal(last.membrane, state.membrane)
     assert set(spikes.unique().tolist()) <= {0.0, 1.0}
 
 
 def test_li_step_golden_values():
     """beta = 0.5: m = 1 -> 0.5+1 = 1.5 -> 0.75-2 = -1.25 -> -0.625+0 = -0.625."""
-    beta = torch.tensor(0.5, dtype=f64)
-    m = torch.zeros(1, 1, dtype=f64)
+    p = tf.LIParams(torch.tensor(0.5, dtype=f64))
+    state = tf.LIState(torch.zeros(1, 1, dtype=f64))
     out = []
     for c in (1.0, 1.0, -2.0, 0.0):
-        m = tf.li_step(torch.tensor([[c]], dtype=f64), m, beta)
+        m, state = tf.li_step(torch.tensor([[c]], dtype=f64), state, p)
+        assert torch.equal(m, state.membrane)
         out.append(m.item())
     assert out == [1.0, 1.5, -1.25, -0.625]
-    ms, last = tf.li_run(torch.tensor([1.0, 1.0, -2.0, 0.0], dtype=f64).view(4, 1, 1), 0 * m, beta)
-    assert ms.flatten().tolist() == out and last.item() == out[-1]
+    c_seq = torch.tensor([1.0, 1.0, -2.0, 0.0], dtype=f64).view(4, 1, 1)
+    ms, last = tf.run(tf.li_step, c_seq, tf.LIState(torch.zeros(1, 1, dtype=f64)), p)
+    assert ms.flatten().tolist() == out and last.membrane.item() == out[-1]
 
 
 def test_li_membrane_settles_at_li_average():
     c = torch.randn(2, 3, dtype=f64)
     beta = torch.tensor([0.5, 0.9, 0.95], dtype=f64)
-    _, m = tf.li_run(c.expand(800, 2, 3), torch.zeros(2, 3, dtype=f64), beta)
-    torch.testing.assert_close(m, tf.li_average(c, beta), rtol=1e-12, atol=1e-12)
+    _, state = tf.run(
+        tf.li_step, c.expand(800, 2, 3), tf.LIState(torch.zeros(2, 3, dtype=f64)), tf.LIParams(beta)
+    )
+    torch.testing.assert_close(state.membrane, tf.li_average(c, beta), rtol=1e-12, atol=1e-12)
 
 
 def test_lis_output_is_a_softmax_of_the_li_membrane():
     c = torch.randn(6, 4, 7, dtype=f64) * 3
     beta = torch.rand(7, dtype=f64) * 0.9 + 0.05
-    p, m_last = tf.lis_run(c, torch.zeros(4, 7, dtype=f64), beta)
-    ms, m_li = tf.li_run(c, torch.zeros(4, 7, dtype=f64), beta)
+    state0, params = tf.LIState(torch.zeros(4, 7, dtype=f64)), tf.LIParams(beta)
+    p, last = tf.run(tf.lis_step, c, state0, params)
+    ms, last_li = tf.run(tf.li_step, c, state0, params)
     assert p.shape == (6, 4, 7) and bool((p > 0).all())
     torch.testing.assert_close(p.sum(-1), torch.ones(6, 4, dtype=f64), rtol=0, atol=1e-12)
     torch.testing.assert_close(p, torch.softmax(ms, -1))
-    torch.testing.assert_close(m_last, m_li)
+    torch.testing.assert_close(last.membrane, last_li.membrane)
     avg = tf.lis_average(c[0], beta)
     torch.testing.assert_close(avg.sum(-1), torch.ones(4, dtype=f64), rtol=0, atol=1e-12)
 
@@ -260,10 +268,10 @@ def simulated_lif_rate(
     c: torch.Tensor, beta: float, theta: float, burn_in: int = 1000, steps: int = 4000
 ) -> torch.Tensor:
     """Spikes per step of the discrete LIF (subtractive reset) under constant current ``c``."""
-    b, th = torch.tensor(beta, dtype=c.dtype), torch.tensor(theta, dtype=c.dtype)
-    m, count = torch.zeros_like(c), torch.zeros_like(c)
+    p = tf.LIFParams(torch.tensor(beta, dtype=c.dtype), torch.tensor(theta, dtype=c.dtype))
+    state, count = tf.LIFState(torch.zeros_like(c)), torch.zeros_like(c)
     for i in range(burn_in + steps):
-        s, m = tf.lif_step(c, m, b, th)
+        s, state = tf.lif_step(c, state, p)
         if i >= burn_in:
             count += s
     return count / steps

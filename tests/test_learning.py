@@ -294,11 +294,12 @@ def _unrolled_reference(net: tt.nn.Sequential, x: torch.Tensor, y: torch.Tensor)
          for n, v in layer.named_parameters() if v.requires_grad}  # fmt: skip
     beta1, theta1 = torch.sigmoid(p["0.beta_raw"]), F.softplus(p["0.threshold_raw"])
     beta2 = torch.sigmoid(p["1.beta_raw"])
-    m1 = torch.zeros(x.shape[1], lif.out_features, dtype=x.dtype)
-    m2 = torch.zeros(x.shape[1], li.out_features, dtype=x.dtype)
+    state1 = tf.LIFState(torch.zeros(x.shape[1], lif.out_features, dtype=x.dtype))
+    state2 = tf.LIState(torch.zeros(x.shape[1], li.out_features, dtype=x.dtype))
+    p1, p2 = tf.LIFParams(beta1, theta1, lif.surrogate), tf.LIParams(beta2)
     for x_t in x:
-        s, m1 = tf.lif_step(x_t @ p["0.weight"].T + p["0.bias"], m1, beta1, theta1, lif.surrogate)
-        m2 = tf.li_step(s @ p["1.weight"].T + p["1.bias"], m2, beta2)
+        s, state1 = tf.lif_step(x_t @ p["0.weight"].T + p["0.bias"], state1, p1)
+        m2, state2 = tf.li_step(s @ p["1.weight"].T + p["1.bias"], state2, p2)
     grads = torch.autograd.grad(F.cross_entropy(m2, y), list(p.values()))
     return dict(zip(p, grads, strict=True))
 

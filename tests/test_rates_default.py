@@ -21,10 +21,10 @@ def simulated(
     c: torch.Tensor, beta: float, theta: float = 1.0, burn: int = 1500, steps: int = 3000
 ):
     """Spikes per step of ``m = beta m + c; s = [m >= theta]; m -= theta s`` from rest."""
-    b, th = torch.tensor(beta, dtype=f64), torch.tensor(theta, dtype=f64)
-    m, count = torch.zeros_like(c), torch.zeros_like(c)
+    p = tt.functional.LIFParams(torch.tensor(beta, dtype=f64), torch.tensor(theta, dtype=f64))
+    state, count = tt.functional.LIFState(torch.zeros_like(c)), torch.zeros_like(c)
     for i in range(burn + steps):
-        s, m = tt.functional.lif_step(c, m, b, th)
+        s, state = tt.functional.lif_step(c, state, p)
         if i >= burn:
             count += s
     return count / steps
@@ -143,7 +143,12 @@ def test_gradcheck(name):
 def test_li_average_after_steps_is_the_actual_membrane():
     c = torch.randn(4, 3, dtype=f64)
     beta = torch.tensor([0.5, 0.9, 0.99], dtype=f64)
-    ms, m = tt.functional.li_run(c.expand(25, 4, 3), torch.zeros(4, 3, dtype=f64), beta)
+    state0 = tt.functional.LIState(torch.zeros(4, 3, dtype=f64))
+    ms, state = tt.functional.run(
+        tt.functional.li_step, c.expand(25, 4, 3), state0, tt.functional.LIParams(beta)
+    )
+    m = state.membrane
+    assert torch.equal(ms[-1], m)
     torch.testing.assert_close(R.li_average(c, beta, steps=25), m)
     torch.testing.assert_close(R.li_average(c, beta), c / (1 - beta))
     torch.testing.assert_close(R.lis_average(c, beta, steps=25), torch.softmax(m, -1))

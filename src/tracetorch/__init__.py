@@ -5,7 +5,7 @@
 """
 
 from . import data, encode, functional, learning, metrics, nn, plot, training
-from .learning import bptt, gradient_fidelity
+from .learning import bptt, eligibility, gradient_fidelity
 
 __version__ = "0.1.0"
 
@@ -13,6 +13,7 @@ __all__ = [
     "__version__",
     "bptt",
     "data",
+    "eligibility",
     "encode",
     "functional",
     "gradient_fidelity",

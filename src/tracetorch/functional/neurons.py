@@ -83,14 +83,15 @@ class LIParams(NamedTuple):
 
 def lif_step(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState]:
     """One LIF step. ``c: [B, F]``. Returns ``(spikes [B, F], new state)``."""
-    m = torch.addcmul(c, state.membrane, torch.as_tensor(p.beta, dtype=c.dtype))
-    s = p.spike_fn(m - p.theta)
-    return s, LIFState(m - p.theta * (s.detach() if p.detach_reset else s))
+    m = torch.addcmul(c, state.membrane, torch.as_tensor(p.beta, dtype=c.dtype, device=c.device))
+    theta = torch.as_tensor(p.theta, dtype=c.dtype, device=c.device)
+    s = p.spike_fn(m - theta)
+    return s, LIFState(m - theta * (s.detach() if p.detach_reset else s))
 
 
 def li_step(c: Tensor, state: LIState, p: LIParams) -> tuple[Tensor, LIState]:
     """One leaky-integrator step ``beta * m + c``. Returns ``(membrane, new state)``."""
-    m = torch.addcmul(c, state.membrane, torch.as_tensor(p.beta, dtype=c.dtype))
+    m = torch.addcmul(c, state.membrane, torch.as_tensor(p.beta, dtype=c.dtype, device=c.device))
     return m, LIState(m)
 
 

@@ -1,6 +1,13 @@
-"""How tracetorch layers learn: the trace autograd Function, BPTT mode, fidelity tools."""
+"""How tracetorch layers learn: trace mode, eligibility mode (e-prop), BPTT, fidelity tools."""
 
-from .bptt import LEARNING_MODES, bptt, set_learning, trace_layers
+from .bptt import (
+    LEARNING_MODES,
+    bptt,
+    eligibility,
+    learning_mode,
+    set_learning,
+    trace_layers,
+)
 from .fidelity import cosine, gradient_fidelity, gradients
 from .trace import TraceFunction, latest_state, local_gradients, trace_apply, trace_backward
 
@@ -9,9 +16,11 @@ __all__ = [
     "TraceFunction",
     "bptt",
     "cosine",
+    "eligibility",
     "gradient_fidelity",
     "gradients",
     "latest_state",
+    "learning_mode",
     "local_gradients",
     "set_learning",
     "trace_apply",

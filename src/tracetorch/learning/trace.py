@@ -140,6 +140,8 @@ class TraceFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_output: Tensor):
         layer = ctx.layer
+        if not bool(grad_output.any()):  # e.g. an earlier step of a stacked per-step loop
+            return (None, None, *(None for _ in ctx.param_versions))
         _check_fresh(ctx, layer)
         if ctx.sequence and grad_output.shape[0] > 1 and _first_trace_node_of_this_backward():
             _warn_if_spread(grad_output, layer)

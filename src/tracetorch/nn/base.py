@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import functional as tf
-from ..learning import eligibility
+from ..learning import eprop
 from ..learning.modes import check_mode
 from ..learning.trace import trace_apply, trace_backward
 from . import parameters as P
@@ -266,7 +266,7 @@ class TraceLayer(nn.Module):
             for name, value in zip(self.state_type._fields, state, strict=True):
                 out[name] = value.detach().clone()
             out["trace"] = self.trace.detach().clone()
-            out.update(eligibility.eligibility_state_dict(self))
+            out.update(eprop.eligibility_state_dict(self))
         return out
 
     def load_stream_state_dict(self, state_dict: dict[str, Tensor]) -> None:
@@ -289,7 +289,7 @@ class TraceLayer(nn.Module):
         p = self.weight
         tensors = [state_dict[n].to(device=p.device, dtype=self.state_dtype) for n in names]
         self._store(self.state_type(*tensors[:-1]), tensors[-1], steps)
-        eligibility.load_eligibility_state(self, elig)
+        eprop.load_eligibility_state(self, elig)
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         # New parameters make the stream state of the old ones stale: start a new sequence.
@@ -382,7 +382,7 @@ class TraceLayer(nn.Module):
             x.requires_grad or any(p.requires_grad for p in self.parameters(recurse=False))
         ):
             if self.learning == "eligibility":
-                return eligibility.eligibility_apply(self, x)
+                return eprop.eligibility_apply(self, x)
             return trace_apply(self, x)
         with torch.no_grad():
             return self._advance(x, sequence, bptt=False)

@@ -98,7 +98,8 @@ def check_unit_interval(value: float | Tensor, name: str) -> Tensor:
 def check_threshold(value: float | Tensor, name: str = "threshold") -> Tensor:
     """``value`` as float64 if every element is in ``[THRESHOLD_MIN, THRESHOLD_MAX]``."""
     t = _as_float64(value, name)
-    if not bool(((t >= THRESHOLD_MIN) & (t <= THRESHOLD_MAX)).all()):
+    # float32 1e-6 is a hair below float64 1e-6: compare with a relative slack of 1e-6
+    if not bool(((t >= THRESHOLD_MIN * (1 - 1e-6)) & (t <= THRESHOLD_MAX * (1 + 1e-6))).all()):
         raise ValueError(
             f"{name} must be in [{THRESHOLD_MIN:g}, {THRESHOLD_MAX:g}] (scale the input "
             f"currents instead), got {value}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..learning import eprop
 from .base import TraceLayer
 from .state import load_stream_state_dict, stream_state_dict
 
@@ -37,6 +38,8 @@ class Sequential(nn.Sequential):
         if self.__dict__.get("_checked") != tuple(map(id, layers)):
             _check_unique(layers)
             self.__dict__["_checked"] = tuple(map(id, layers))
+        if any(getattr(m, "learning", None) == "eligibility" for m in layers):
+            eprop.wire_filters(layers)
         for layer in layers:
             x = layer(x)
         return x

@@ -37,7 +37,7 @@ def load_stream_state_dict(model: nn.Module, state_dict: dict[str, Tensor]) -> N
     for name, layer in layers:
         prefix = f"{name}." if name else ""
         own = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
-        own = {k: v for k, v in own.items() if "." not in k}
+        own = {k: v for k, v in own.items() if "." not in k or k.startswith("eligibility.")}
         if "steps" not in own:
             raise KeyError(f"stream state has no entry for layer {name or '(model)'!r}")
         known.update(prefix + k for k in own)

@@ -56,7 +56,14 @@ from torch.autograd.function import once_differentiable
 
 from .trace import TraceFunction, _check_fresh
 
-__all__ = ["EligibilityFunction", "eligibility_apply", "eligibility_filter_of", "supports"]
+__all__ = [
+    "EligibilityFunction",
+    "eligibility_apply",
+    "eligibility_filter_of",
+    "filter_of",
+    "supports",
+    "wire_filters",
+]
 
 
 def _spiking_kinds() -> dict[type, bool]:
@@ -86,6 +93,31 @@ def _require(layer) -> None:
         )
 
 
+def filter_of(layer) -> float:
+    """The filter ``kappa`` this layer's eligibility uses: set by hand, wired, or 0."""
+    explicit = layer.eligibility_filter
+    if explicit is not None:
+        return float(explicit)
+    return float(layer.__dict__.get("_wired_filter", 0.0))
+
+
+def wire_filters(layers) -> None:
+    """Give each layer of a chain (in order) the filter of the tracetorch layer it feeds.
+
+    The last layer's consumer is the loss (filter 0); modules that are not tracetorch layers
+    (``nn.Linear``, ``Flatten``, ...) are memoryless and pass the filter through.
+    """
+    from ..nn.base import TraceLayer
+
+    downstream = 0.0
+    for layer in reversed(list(layers)):
+        if not isinstance(layer, TraceLayer):
+            continue
+        layer.__dict__["_wired_filter"] = downstream
+        if supports(layer):
+            downstream = eligibility_filter_of(layer)
+
+
 def eligibility_filter_of(layer) -> float:
     """The decay with which ``layer``'s consumers should filter their eligibility.
 
@@ -95,7 +127,7 @@ def eligibility_filter_of(layer) -> float:
     beta = float(layer.beta.detach().mean())
     if type(layer) in _readout_kinds():
         return beta
-    return max(float(getattr(layer, "eligibility_filter", 0.0) or 0.0), beta)
+    return max(filter_of(layer), beta)
 
 
 # ----------------------------------------------------------------------------- state
@@ -113,6 +145,7 @@ def _zeros_state(layer, batch: int, n_in: int) -> dict[str, Tensor]:
     state["e_w"] = torch.zeros(batch, out, n_in, **z)
     state["E_w"] = torch.zeros(batch, out, n_in, **z)
     state["steps_k"] = torch.zeros((), **z)  # sum of kappa^age: normalises k
+    state["s_last"] = torch.zeros(batch, out, **z)  # spikes of the last step, s(t-1)
     return state
 
 
@@ -159,7 +192,7 @@ def _advance(layer, x: Tensor) -> Tensor:
             if _readout_kinds()[type(layer)]:
                 oc.copy_(torch.softmax(oc, dim=-1))
         else:
-            psi, m_prev, s_prev = _spiking_steps(layer, oc, state, p)
+            psi, m_prev, s_prev = _spiking_steps(layer, oc, state, p, elig)
             state = layer.__dict__.pop("_last_state")
             if recurrent:
                 xin = torch.cat([xin, s_prev], dim=-1)
@@ -179,7 +212,7 @@ def _advance(layer, x: Tensor) -> Tensor:
     return out if sequence else out[0]
 
 
-def _spiking_steps(layer, oc: Tensor, state, p) -> tuple[Tensor, Tensor, Tensor]:
+def _spiking_steps(layer, oc: Tensor, state, p, elig: dict) -> tuple[Tensor, Tensor, Tensor]:
     """Step the neuron over the chunk's currents ``oc`` (overwritten by the spikes).
 
     Returns ``(psi, m(t-1), s(t-1))``, each ``[L, B, out]``; the new state is left on the layer.
@@ -190,9 +223,7 @@ def _spiking_steps(layer, oc: Tensor, state, p) -> tuple[Tensor, Tensor, Tensor]
     psi = torch.empty_like(oc)
     m_prev = torch.empty_like(oc)
     s_prev = torch.empty_like(oc)
-    last_s = state.spikes if hasattr(state, "spikes") else layer.__dict__.get("_last_spikes")
-    if last_s is None or last_s.shape != oc.shape[1:]:
-        last_s = torch.zeros_like(oc[0])
+    last_s = elig["s_last"]
     for t in range(oc.shape[0]):
         m_prev[t] = state.membrane
         s_prev[t] = last_s
@@ -201,7 +232,7 @@ def _spiking_steps(layer, oc: Tensor, state, p) -> tuple[Tensor, Tensor, Tensor]
         psi[t] = surrogate_derivative(layer.surrogate, u - theta)
         oc[t] = s
         last_s = s
-    layer.__dict__["_last_spikes"] = last_s
+    elig["s_last"] = last_s
     layer.__dict__["_last_state"] = state
     return psi, m_prev, s_prev
 
@@ -216,7 +247,7 @@ def _spiking_chunk(layer, elig: dict, x: Tensor, psi: Tensor, m_prev: Tensor, s_
     """Advance a spiking layer's eligibility traces over one chunk (see the module doc)."""
     n = psi.shape[0]
     beta = layer.beta.detach()  # [out]
-    kappa = torch.as_tensor(float(layer.eligibility_filter or 0.0), dtype=psi.dtype)
+    kappa = torch.as_tensor(filter_of(layer), dtype=psi.dtype)
     kpow = _powers(kappa, n).flip(0).view(n, 1, 1)  # kappa^(n-t), t = 1..n
     # G(t) = kappa^(n-t) psi(t) + beta G(t+1), backwards over the chunk
     g = torch.empty_like(psi)
@@ -321,7 +352,7 @@ def gradients(layer, signal: Tensor) -> tuple[Tensor, list[Tensor | None]]:
 
 def _upstream(layer, signal: Tensor, elig: dict, weight: Tensor) -> Tensor:
     """The learning signal for the layer below: ``(L * psi_bar * gain) W`` (an approximation)."""
-    kappa = float(layer.eligibility_filter or 0.0)
+    kappa = filter_of(layer)
     beta = float(layer.beta.detach().mean())
     norm = elig["steps_k"].clamp_min(1e-12)
     psi_bar = elig["k"] / norm
@@ -346,6 +377,8 @@ class EligibilityFunction(TraceFunction):
     @once_differentiable
     def backward(ctx, grad_output: Tensor):
         layer = ctx.layer
+        if not bool(grad_output.any()):
+            return (None, None, *(None for _ in ctx.param_versions))
         _check_fresh(ctx, layer)
         signal = grad_output.sum(0) if ctx.sequence else grad_output
         upstream, grads = gradients(layer, signal)
