@@ -368,14 +368,14 @@ def test_rate_at_beta_half_staircase_meets_the_bar_default_is_bounded():
 @pytest.mark.parametrize(
     "fn, value, match",
     [
-        (tf.decay_from_horizon, math.inf, "horizon must be a finite number"),
-        (tf.decay_from_horizon, math.nan, "horizon must be a finite number"),
+        (tf.decay_from_horizon, math.inf, "horizon must be > 1 and finite"),
+        (tf.decay_from_horizon, math.nan, "horizon must be > 1 and finite"),
         (tf.decay_from_horizon, 1e17, "rounds to 1.0"),
-        (tf.decay_from_tau, math.inf, "tau must be a finite number"),
-        (tf.decay_from_tau, math.nan, "tau must be a finite number"),
+        (tf.decay_from_tau, math.inf, "tau must be > 0 and finite"),
+        (tf.decay_from_tau, math.nan, "tau must be > 0 and finite"),
         (tf.decay_from_tau, 1e17, "rounds to 1.0"),
-        (tf.decay_from_halflife, math.inf, "halflife must be a finite number"),
-        (tf.decay_from_halflife, math.nan, "halflife must be a finite number"),
+        (tf.decay_from_halflife, math.inf, "halflife must be > 0 and finite"),
+        (tf.decay_from_halflife, math.nan, "halflife must be > 0 and finite"),
     ],
 )
 def test_decay_conversions_never_return_one(fn, value, match):

@@ -171,7 +171,7 @@ def decay_from_horizon(horizon: float) -> float:
     forgets and has no stationary value, which no trace or membrane accepts.
     """
     if not (horizon > 1 and math.isfinite(horizon)):
-        raise ValueError(f"horizon must be a finite number of steps > 1, got {horizon}")
+        raise ValueError(f"horizon must be > 1 and finite (in steps), got {horizon}")
     return _decay_below_one(1.0 - 1.0 / horizon, "horizon", horizon)
 
 
@@ -187,7 +187,7 @@ def decay_from_halflife(halflife: float) -> float:
     ``halflife`` must be finite and > 0 (an infinite one is ``d = 1``, no decay at all).
     """
     if not (halflife > 0 and math.isfinite(halflife)):
-        raise ValueError(f"halflife must be a finite number of steps > 0, got {halflife}")
+        raise ValueError(f"halflife must be > 0 and finite (in steps), got {halflife}")
     return _decay_below_one(0.5 ** (1.0 / halflife), "halflife", halflife)
 
 
@@ -203,7 +203,7 @@ def decay_from_tau(tau: float) -> float:
     ``tau`` must be finite and > 0 (an infinite one is ``d = 1``, a membrane that never leaks).
     """
     if not (tau > 0 and math.isfinite(tau)):
-        raise ValueError(f"tau must be a finite number of steps > 0, got {tau}")
+        raise ValueError(f"tau must be > 0 and finite (in steps), got {tau}")
     return _decay_below_one(math.exp(-1.0 / tau), "tau", tau)
 
 
