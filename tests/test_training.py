@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import sys
 
 import pytest
@@ -268,6 +269,8 @@ def test_a_flipped_byte_is_caught_by_the_checksum(tmp_path):
     with pytest.raises(CheckpointError, match="sha256 checksum") as e:
         load_checkpoint(path)
     assert e.value.kind == "corrupt" and str(path) in str(e.value)
+    copy = pickle.loads(pickle.dumps(e.value))
+    assert (copy.kind, str(copy)) == ("corrupt", str(e.value))
 
 
 @pytest.mark.parametrize(

@@ -506,7 +506,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         advice = CHECKPOINT_ADVICE.get(e.kind, e.advice)
         print(f"tracetorch: error: {e.problem}; {advice}", file=sys.stderr)
         return 1
-    except (OSError, ImportError, FloatingPointError, torch.OutOfMemoryError) as e:
+    except (
+        OSError,
+        ImportError,
+        FloatingPointError,
+        MemoryError,
+        torch.cuda.OutOfMemoryError,
+    ) as e:
         print(f"tracetorch: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
     return 0

@@ -85,6 +85,9 @@ class CheckpointError(ValueError):
         super().__init__(f"{problem}; {advice}")
         self.problem, self.kind, self.advice = problem, kind, advice
 
+    def __reduce__(self):  # pickle (multiprocessing) with the three fields, not str(self)
+        return type(self), (self.problem, self.kind, self.advice)
+
 
 def cosine_schedule(epoch: int, epochs: int) -> float:
     r"""Cosine decay of the learning rate: the factor :math:`\tfrac12(1 + \cos(\pi e / E))`
