@@ -115,3 +115,30 @@ def test_delta_errors():
         encode.delta(torch.rand(5), 0.1)
     with pytest.raises(TypeError, match="floating"):
         encode.delta(torch.ones(5, 2, dtype=torch.long), 0.1)
+
+
+# ---------------------------------------------------------------------- non-finite input
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("bad", [NAN, INF, -INF])
+@pytest.mark.parametrize(
+    "encoder",
+    [
+        lambda x: encode.rate(x, 5),
+        lambda x: encode.poisson(x, 5),
+        lambda x: encode.latency(x, 5),
+        lambda x: encode.latency(x, 5, method="log"),
+        lambda x: encode.delta(x.view(2, 1, 1)),
+    ],
+    ids=["rate", "poisson", "latency", "latency-log", "delta"],
+)
+def test_encoders_reject_nan_and_inf_naming_the_argument(encoder, bad):
+    # NaN fails every comparison, so a [0, 1] range check alone lets it through.
+    with pytest.raises(ValueError, match=r"^x must be finite, got 1 NaN or infinite"):
+        encoder(torch.tensor([[bad, 0.5]]))
+
+
+def test_delta_rejects_a_nan_reference():
+    with pytest.raises(ValueError, match="^reference must be finite"):
+        encode.delta(torch.zeros(3, 1, 2), reference=torch.tensor([NAN, 0.0]))

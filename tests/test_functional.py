@@ -370,3 +370,44 @@ def test_rate_at_beta_half_staircase_meets_the_bar_default_is_bounded():
     for theta in (1.0, 0.5):
         assert _rate_errors(tf.RATE_FUNCTIONS["staircase"], 0.5, theta)[0] <= 0.05
         assert _rate_errors(tt.nn.LIF(1, 1).rate_fn, 0.5, theta)[0] <= 0.19
+
+
+# ---------------------------------------------------------------------- edge values
+@pytest.mark.parametrize(
+    "fn, value, match",
+    [
+        (tf.decay_from_horizon, math.inf, "horizon must be > 1 and finite"),
+        (tf.decay_from_horizon, math.nan, "horizon must be > 1 and finite"),
+        (tf.decay_from_horizon, 1e17, "rounds to 1.0"),
+        (tf.decay_from_tau, math.inf, "tau must be > 0 and finite"),
+        (tf.decay_from_tau, math.nan, "tau must be > 0 and finite"),
+        (tf.decay_from_tau, 1e17, "rounds to 1.0"),
+        (tf.decay_from_halflife, math.inf, "halflife must be > 0 and finite"),
+        (tf.decay_from_halflife, math.nan, "halflife must be > 0 and finite"),
+    ],
+)
+def test_decay_conversions_never_return_one(fn, value, match):
+    """A decay of 1 never forgets (no stationary value); every layer refuses it."""
+    with pytest.raises(ValueError, match=match):
+        fn(value)
+
+
+def test_trace_weights_validates_steps():
+    with pytest.raises(ValueError, match=r"steps must be an int >= 0, got -1"):
+        tf.trace_weights(0.9, -1)
+    with pytest.raises(TypeError, match="steps must be an int, got float"):
+        tf.trace_weights(0.9, 2.0)
+    with pytest.raises(TypeError, match="steps must be an int, got bool"):
+        tf.trace_weights(0.9, True)
+    assert tf.trace_weights(torch.tensor([0.5, 0.9]), 0).shape == (0, 2)
+
+
+@pytest.mark.parametrize("name", sorted(tf.RATE_FUNCTIONS))
+def test_rate_functions_propagate_nan(name):
+    """PyTorch convention: NaN in, NaN out (a NaN current must not read as a silent neuron)."""
+    fn = tf.get_rate_fn(name)
+    c = torch.tensor([math.nan, 0.5, 2.0], dtype=f64)
+    beta, theta = torch.tensor(0.9, dtype=f64), torch.tensor(1.0, dtype=f64)
+    r = fn(c, beta, theta)
+    assert r[0].isnan() and r[1:].isfinite().all()
+    assert fn(torch.tensor([0.5], dtype=f64), torch.tensor(math.nan, dtype=f64), theta).isnan()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import sys
 
 import pytest
@@ -20,8 +21,10 @@ from tracetorch.metrics import (
     record_outputs,
 )
 from tracetorch.training import (
+    CheckpointError,
     Trainer,
     _pieces,
+    cosine_schedule,
     default_loss,
     evaluate,
     fit,
@@ -253,6 +256,137 @@ def test_load_checkpoint_errors(tmp_path):
     torch.save({"a": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a tracetorch checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_a_flipped_byte_is_caught_by_the_checksum(tmp_path):
+    path = tmp_path / "run.pt"
+    Trainer(toy_net(), progress=False).fit(toy_batches(1), 1, checkpoint=path)
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == 2 and len(raw["sha256"]) == 64
+    payload = bytearray(raw["payload"])
+    payload[len(payload) // 2] ^= 0x01  # one bit, in the middle of the tensors
+    torch.save(raw | {"payload": bytes(payload)}, path)
+    with pytest.raises(CheckpointError, match="sha256 checksum") as e:
+        load_checkpoint(path)
+    assert e.value.kind == "corrupt" and str(path) in str(e.value)
+    copy = pickle.loads(pickle.dumps(e.value))
+    assert (copy.kind, str(copy)) == ("corrupt", str(e.value))
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda p: p.write_bytes(b""), "is empty"),
+        (lambda p: p.write_bytes(bytes(range(256)) * 20), "not a tracetorch checkpoint"),
+        (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "truncated or corrupt"),
+    ],
+    ids=["empty", "random", "truncated"],
+)
+def test_damaged_checkpoints_raise_one_line_checkpoint_errors(tmp_path, damage, match):
+    path = tmp_path / "run.pt"
+    Trainer(toy_net(), progress=False).fit(toy_batches(1), 1, checkpoint=path)
+    damage(path)
+    with pytest.raises(CheckpointError, match=match) as e:
+        Trainer(toy_net(), progress=False).fit(toy_batches(1), 2, checkpoint=path, resume=True)
+    assert "\n" not in str(e.value) and str(path) in str(e.value)
+
+
+def test_format_1_checkpoints_without_checksum_still_load(tmp_path):
+    trainer = Trainer(toy_net(), progress=False)
+    trainer.fit(toy_batches(1), 1)
+    torch.save(trainer.state_dict(), tmp_path / "old.pt")  # format 1: the bare state
+    assert load_checkpoint(tmp_path / "old.pt")["epoch"] == 1
+
+
+def test_an_existing_checkpoint_is_refused_not_deleted(tmp_path):
+    path = tmp_path / "run.pt"
+    Trainer(toy_net(), progress=False).fit(toy_batches(1), 1, checkpoint=path)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match="already exists") as e:
+        Trainer(toy_net(), progress=False).fit(toy_batches(1), 1, checkpoint=path)
+    assert e.value.kind == "exists" and path.read_bytes() == before
+
+    class Stop(Exception):
+        pass
+
+    def stop(trainer, record):
+        raise Stop
+
+    # overwrite: the old file stays until the new run's first epoch replaces it
+    trainer = Trainer(toy_net(seed=1), progress=False)
+    assert trainer.open_checkpoint(path, overwrite=True) is False
+    assert path.read_bytes() == before
+    with pytest.raises(Stop):
+        trainer.fit(toy_batches(1), 3, callback=stop)  # saves to the opened checkpoint
+    assert load_checkpoint(path)["epoch"] == 1 and path.read_bytes() != before
+    # continuing in memory with the trainer's own checkpoint is not a conflict
+    trainer.fit(toy_batches(1), 2, checkpoint=path)
+    assert load_checkpoint(path)["epoch"] == 2
+    with pytest.raises(ValueError, match="exclude each other"):
+        Trainer(toy_net(), progress=False).open_checkpoint(path, resume=True, overwrite=True)
+
+
+def test_the_checkpoint_is_written_before_the_epoch_is_logged(tmp_path):
+    path = tmp_path / "run.pt"
+    seen = []
+    Trainer(toy_net(), progress=False).fit(
+        toy_batches(1), 2, checkpoint=path, log=lambda line: seen.append(load_checkpoint(path))
+    )
+    assert [s["epoch"] for s in seen] == [1, 2]
+
+
+def test_resume_checks_settings_and_model(tmp_path):
+    path = tmp_path / "run.pt"
+    settings = {"hidden": 32, "task": {"name": "toy"}}
+    Trainer(toy_net(), progress=False).fit(toy_batches(1), 1, checkpoint=path, settings=settings)
+    assert load_checkpoint(path)["settings"] == settings
+    with pytest.raises(CheckpointError, match=r"different settings \(hidden: 32 -> 16\)") as e:
+        Trainer(toy_net(), progress=False).open_checkpoint(
+            path, resume=True, settings=settings | {"hidden": 16}
+        )
+    assert e.value.kind == "settings"
+    other = tt.nn.Sequential(tt.nn.LIF(12, 16), tt.nn.LI(16, 3))  # no settings to compare
+    with pytest.raises(CheckpointError, match="does not fit this model.*size mismatch") as e:
+        Trainer(other, progress=False).fit(toy_batches(1), 2, checkpoint=path, resume=True)
+    assert e.value.kind == "model" and "\n" not in str(e.value)
+    resumed = Trainer(toy_net(), progress=False)
+    assert resumed.open_checkpoint(path, resume=True, settings=settings) is True
+    assert resumed.epoch == 1
+
+
+def test_lr_schedule_follows_a_raised_epoch_count_on_resume(tmp_path):
+    """A finished 2-epoch cosine run ends near lr 0; resumed to 4 epochs, epochs 3 and 4 must
+    train at the 4-epoch schedule's lr, not at the restored end-of-schedule lr."""
+    path = tmp_path / "run.pt"
+
+    def trainer():
+        net = toy_net()
+        return Trainer(net, torch.optim.Adam(net.parameters(), lr=0.01), lr_schedule="cosine")
+
+    short = trainer()
+    short.progress = False
+    short.fit(toy_batches(1), 2, checkpoint=path)
+    assert short.history["lr"] == pytest.approx([0.01, 0.01 * cosine_schedule(1, 2)])
+    resumed = trainer()
+    resumed.progress = False
+    resumed.fit(toy_batches(1), 4, checkpoint=path, resume=True)
+    expected = [0.01 * cosine_schedule(e, 4) for e in (2, 3)]
+    assert resumed.history["lr"][2:] == pytest.approx(expected) and min(expected) > 1e-3
+    with pytest.raises(ValueError, match="not both"):
+        net = toy_net()
+        opt = torch.optim.Adam(net.parameters())
+        Trainer(net, opt, scheduler=torch.optim.lr_scheduler.StepLR(opt, 1), lr_schedule="cosine")
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        Trainer(toy_net(), lr_schedule="linear")
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_progress_auto_draws_a_bar_only_on_a_terminal(tty, capsys, monkeypatch):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    Trainer(toy_net(), progress="auto").fit(toy_batches(2), 1)
+    err = capsys.readouterr().err
+    assert ("epoch 1/1" in err) is tty
 
 
 # ---------------------------------------------------------------------- metrics

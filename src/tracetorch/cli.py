@@ -5,6 +5,11 @@
 memory; it writes a loss/accuracy plot and a spike raster of every layer. ``tracetorch train``
 runs any bundled task (``digits``, ``evidence``, ``yinyang``) with trace or BPTT learning.
 See ``docs/cli.md``.
+
+The command only parses, builds and calls: the networks come from :mod:`tracetorch.models`,
+the training loop, the checkpoint and resuming from :class:`tracetorch.training.Trainer`.
+Expected failures (a bad argument, a bad or conflicting file, a missing extra, a diverging
+loss) print one line; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -22,8 +27,13 @@ from typing import Any
 import torch
 
 from . import __version__
+from .models import MAX_WIDTH, build_model, layer_class, parse_spec
 
 __all__ = ["RECIPES", "Recipe", "build_model", "main"]
+
+#: The longest ``--delay``: the evidence readout's decay ``1 - 1/T`` must stay below 1 in
+#: float32 (it rounds to 1 from ``T`` of about 1.7e7 steps).
+MAX_DELAY = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -32,7 +42,7 @@ class Recipe:
 
     steps: int | None
     epochs: int
-    hidden: int
+    hidden: int | None  # None when --layers gives the hidden layers
     batch_size: int
     lr: float
     chunk_size: int | None = None
@@ -44,30 +54,6 @@ RECIPES: dict[str, Recipe] = {
     "evidence": Recipe(steps=None, epochs=4, hidden=64, batch_size=64, lr=3e-3, chunk_size=250),
     "yinyang": Recipe(steps=50, epochs=20, hidden=128, batch_size=32, lr=2e-3),
 }
-
-
-def build_model(task, hidden: int) -> torch.nn.Module:
-    """The network ``tracetorch train`` uses for ``task``: ``LIF(F, hidden) -> LI(hidden, C)``.
-
-    ``digits`` uses the library's default layers; ``yinyang`` the same with a second hidden
-    ``LIF(hidden, hidden)``. ``evidence`` needs memory:
-    the readout is a slow leaky integrator (``beta = 1 - 1/T``) whose trace decay is tied to
-    ``beta`` without bias correction, so its trace-learning gradient is exact, and it has no
-    bias (a bias would grow to ``b / (1 - beta)``); the hidden layer has no bias either (silent
-    without input) and an input trace as long as the trial.
-    """
-    from . import nn as ttnn
-
-    f, c = task.n_inputs, task.n_classes
-    if task.name == "evidence":
-        slow = 1.0 - 1.0 / task.steps
-        return ttnn.Sequential(
-            ttnn.LIF(f, hidden, bias=False, trace_decay=slow, bias_correction=False),
-            ttnn.LI(hidden, c, bias=False, beta=slow, trace_decay=slow, bias_correction=False),
-        )
-    if task.name == "yinyang":  # a curved boundary: two hidden layers do better than one
-        return ttnn.Sequential(ttnn.LIF(f, hidden), ttnn.LIF(hidden, hidden), ttnn.LI(hidden, c))
-    return ttnn.Sequential(ttnn.LIF(f, hidden), ttnn.LI(hidden, c))
 
 
 # ---------------------------------------------------------------------- argument parsing
@@ -82,21 +68,37 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _int_type(low: int, what: str):
+def _int_type(low: int, high: int | None = None):
+    if high is not None:
+        what = f"an integer in [{low}, {high}]"
+    else:
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < low:
+        if value < low or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
         return value
 
     return parse
 
 
-_positive = _int_type(1, "a positive integer")
-_nonnegative = _int_type(0, "an integer >= 0")
+_positive = _int_type(1)
+_nonnegative = _int_type(0)
+
+
+def _layers(text: str) -> str:
+    """``--layers``: a spec that parses and whose layer classes exist (checked before any
+    data are loaded); the spec string itself is what the run records."""
+    try:
+        for kind, _, _ in parse_spec(text):
+            layer_class(kind)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def _positive_float(text: str) -> float:
@@ -171,6 +173,9 @@ def make_parser() -> argparse.ArgumentParser:
         "accuracy, time and peak memory; writes curves.png and activity.png.",
     )
     _common(demo, "runs/demo")
+    # The demo is the digits recipe, rerun from scratch each time (it takes seconds); the
+    # train options it lacks read as unset (see _option).
+    demo.set_defaults(task="digits", learning="trace", overwrite=True)
 
     train = sub.add_parser(
         "train",
@@ -193,9 +198,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--delay",
-        type=_nonnegative,
+        type=_int_type(0, MAX_DELAY),
         default=None,
-        help="evidence: silent steps before the recall cue (default 300)",
+        help=f"evidence: silent steps before the recall cue (default 300, at most {MAX_DELAY})",
     )
     train.add_argument(
         "--encoding",
@@ -204,7 +209,22 @@ def make_parser() -> argparse.ArgumentParser:
         help="yinyang: spike coding of the inputs (default rate)",
     )
     train.add_argument("--epochs", type=_positive, default=None)
-    train.add_argument("--hidden", type=_positive, default=None, help="hidden LIF neurons")
+    network = train.add_mutually_exclusive_group()
+    network.add_argument(
+        "--hidden",
+        type=_int_type(1, MAX_WIDTH),
+        default=None,
+        help="hidden LIF neurons per layer of the task's network (same as --layers lif:H, "
+        "plus yinyang's second hidden layer)",
+    )
+    network.add_argument(
+        "--layers",
+        type=_layers,
+        default=None,
+        metavar="SPEC",
+        help="hidden layers in order, KIND:WIDTH separated by commas (e.g. lif:128,lif:64); "
+        "the readout stays the task's",
+    )
     train.add_argument("--batch-size", type=_positive, default=None)
     train.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate")
     train.add_argument(
@@ -235,89 +255,101 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="stop each epoch after this many batches (quick checks)",
     )
-    train.add_argument(
+    existing = train.add_mutually_exclusive_group()
+    existing.add_argument(
         "--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists"
+    )
+    existing.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a new run even if DIR/checkpoint.pt exists (it is replaced when the "
+        "new run's first epoch ends, not before)",
     )
     _common(train, "runs/<task>")
     return parser
 
 
 # ---------------------------------------------------------------------- running
+#: What to do about a checkpoint problem, in the command's words (the library's advice
+#: names ``resume=True`` and friends).
+CHECKPOINT_ADVICE = {
+    "exists": "pass --resume to continue it, --overwrite to start a new run (the old "
+    "checkpoint is replaced when the new run's first epoch ends), or choose another --out",
+    "settings": "resume with the same settings, or choose another --out",
+    "model": "resume with the settings it was trained with, or choose another --out",
+    "corrupt": "pass --overwrite to start a new run in its place, or choose another --out",
+}
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run; the message says what is left to resume (exit status 130)."""
+
+
+def _option(args: argparse.Namespace, name: str) -> Any:
+    """A ``train`` option, ``None`` when unset or absent (``demo`` has only the common ones)."""
+    return getattr(args, name, None)
+
+
 def _make_task(args: argparse.Namespace, recipe: Recipe):
     from . import data
 
     name = args.task
     misplaced = {
-        "--delay": (args.delay, {"evidence"}),
-        "--steps": (args.steps, {"digits", "yinyang"}),
-        "--encoding": (args.encoding, {"yinyang"}),
-        "--train-size": (args.train_size, {"evidence", "yinyang"}),
-        "--test-size": (args.test_size, {"evidence", "yinyang"}),
+        "--delay": ("delay", {"evidence"}),
+        "--steps": ("steps", {"digits", "yinyang"}),
+        "--encoding": ("encoding", {"yinyang"}),
+        "--train-size": ("train_size", {"evidence", "yinyang"}),
+        "--test-size": ("test_size", {"evidence", "yinyang"}),
     }
-    for flag, (value, tasks) in misplaced.items():
-        if value is not None and name not in tasks:
+    for flag, (option, tasks) in misplaced.items():
+        if _option(args, option) is not None and name not in tasks:
             raise UsageError(
                 f"{flag} does not apply to --task {name} (only to {', '.join(sorted(tasks))})"
             )
     kwargs: dict[str, Any] = {"seed": args.seed}
     if name == "evidence":
-        kwargs["delay"] = 300 if args.delay is None else args.delay
+        delay = _option(args, "delay")
+        kwargs["delay"] = 300 if delay is None else delay
     else:
-        kwargs["steps"] = args.steps or recipe.steps
-    if args.encoding:
-        kwargs["encoding"] = args.encoding
-    if args.train_size:
-        kwargs["train_size"] = args.train_size
-    if args.test_size:
-        kwargs["test_size"] = args.test_size
+        kwargs["steps"] = _option(args, "steps") or recipe.steps
+    for option in ("encoding", "train_size", "test_size"):
+        if _option(args, option):
+            kwargs[option] = _option(args, option)
     return data.get_task(name, **kwargs)
-
-
-def _progress_enabled(args: argparse.Namespace) -> bool | str:
-    if args.no_progress or not sys.stderr.isatty():
-        return False
-    return "auto"
 
 
 def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
     """Train as ``args`` say; print and return the summary."""
-    from .learning.bptt import set_learning
     from .metrics import peak_memory_mb
-    from .training import Trainer, load_checkpoint, seed_everything
+    from .training import Trainer, seed_everything
 
     torch.set_num_threads(args.threads)
+    layers = _option(args, "layers")
     recipe = RECIPES[args.task]
     recipe = replace(
         recipe,
-        epochs=args.epochs or recipe.epochs,
-        hidden=args.hidden or recipe.hidden,
-        batch_size=args.batch_size or recipe.batch_size,
-        lr=args.lr or recipe.lr,
-        chunk_size=args.chunk_size or recipe.chunk_size,
+        epochs=_option(args, "epochs") or recipe.epochs,
+        hidden=None if layers else _option(args, "hidden") or recipe.hidden,
+        batch_size=_option(args, "batch_size") or recipe.batch_size,
+        lr=_option(args, "lr") or recipe.lr,
+        chunk_size=_option(args, "chunk_size") or recipe.chunk_size,
     )
     start = time.perf_counter()
     task = _make_task(args, recipe)
     seed_everything(args.seed)
-    model = build_model(task, recipe.hidden)
-    set_learning(model, args.learning)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    scheduler = None
-    if recipe.cosine:  # closed form, so a resumed run with more epochs follows the new schedule
-        epochs = recipe.epochs
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda e: 0.5 * (1 + math.cos(math.pi * min(e, epochs) / epochs))
-        )
+    model = build_model(task, recipe.hidden, layers=layers)
+    learn_every = _option(args, "learn_every")
     trainer = Trainer(
         model,
-        optimizer,
-        scheduler=scheduler,
+        lr=recipe.lr,
+        lr_schedule="cosine" if recipe.cosine else None,
         learning=args.learning,
-        learn_every=args.learn_every,
+        learn_every=learn_every,
         chunk_size=recipe.chunk_size,
         batch_size=recipe.batch_size,
         device=args.device,
-        progress=_progress_enabled(args),
-        max_batches=args.max_batches,
+        progress=False if args.no_progress else "auto",
+        max_batches=_option(args, "max_batches"),
     )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -325,40 +357,47 @@ def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
         "command": args.command,
         "task": task.describe(),
         "recipe": asdict(recipe),
+        "layers": layers,
         "learning": args.learning,
-        "learn_every": args.learn_every,
+        "learn_every": learn_every,
         "seed": args.seed,
         "device": args.device,
         "version": __version__,
     }
     checkpoint = out / "checkpoint.pt"
-    if args.resume and checkpoint.exists():
-        state = load_checkpoint(checkpoint, map_location=trainer.device)
-        saved = state.get("extra", {}).get("config")
-        if saved is not None and _model_config(saved) != _model_config(config):
-            raise ValueError(
-                f"{checkpoint} was trained with different settings "
-                f"({_diff(_model_config(saved), _model_config(config))}); "
-                "use another --out or the same settings"
-            )
-        trainer.load_state_dict(state)
+    resumed = trainer.open_checkpoint(
+        checkpoint,
+        resume=bool(_option(args, "resume")),
+        overwrite=bool(_option(args, "overwrite")),
+        settings=_resume_settings(config),
+    )
+    if resumed:
         print(f"resuming from {checkpoint} ({trainer.epoch} of {recipe.epochs} epochs done)")
-    elif checkpoint.exists() and not args.resume:
-        checkpoint.unlink()
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
     print(f"{title}: {task!r}")
     print(
         f"model: {' -> '.join(repr(m) for m in model)}; {args.learning} learning"
-        + (f" every {args.learn_every} steps" if args.learn_every else " at sequence end")
+        + (f" every {learn_every} steps" if learn_every else " at sequence end")
         + f"; {recipe.epochs} epochs on {args.device}"
     )
+
+    def write_history(tr: Trainer, record: dict) -> None:  # in step with the checkpoint
+        (out / "history.json").write_text(json.dumps(tr.history, indent=2) + "\n")
+
+    first_epoch = trainer.epoch
     fit_start = time.perf_counter()
-
-    def on_epoch(tr: Trainer, record: dict) -> None:
-        tr.save(checkpoint, extra={"config": config})
-
-    history = trainer.fit(task, recipe.epochs, callback=on_epoch, log=print)
+    try:
+        history = trainer.fit(task, recipe.epochs, callback=write_history, log=print)
+    except KeyboardInterrupt:
+        if trainer.epoch > first_epoch or resumed:
+            left = f"{checkpoint} holds {trainer.epoch} of {recipe.epochs} epochs; "
+            left += "continue with --resume"
+        elif checkpoint.exists():
+            left = f"no epoch ended, {checkpoint} still holds the previous run"
+        else:
+            left = "no epoch ended, so there is no checkpoint to resume"
+        raise Interrupted(f"interrupted: {left}") from None
     train_seconds = time.perf_counter() - fit_start
     peak = peak_memory_mb()
     summary = {
@@ -373,8 +412,8 @@ def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
     }
     if args.device.startswith("cuda"):
         summary["peak_cuda_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    written = [out / "checkpoint.pt", out / "history.json"]
+    write_history(trainer, {})
+    written = [checkpoint, out / "history.json"]
     if not args.no_plots:
         written += _plots(trainer, task, out, title)
     summary["total_seconds"] = time.perf_counter() - start
@@ -394,17 +433,14 @@ def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
     return summary
 
 
-def _model_config(config: dict) -> dict:
-    keep = {k: v for k, v in config.items() if k in ("task", "learning", "learn_every", "seed")}
-    recipe = dict(config.get("recipe", {}))
+def _resume_settings(config: dict) -> dict:
+    """The part of a run's config that must match to resume it: all but the epochs (which
+    a resumed run may raise), the device, the command and the version."""
+    keep = {k: config[k] for k in ("task", "layers", "learning", "learn_every", "seed")}
+    recipe = dict(config["recipe"])
     recipe.pop("epochs", None)
     keep["recipe"] = recipe
     return keep
-
-
-def _diff(a: dict, b: dict) -> str:
-    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    return ", ".join(f"{k}: {a.get(k)} -> {b.get(k)}" for k in keys)
 
 
 def _plots(trainer, task, out: Path, title: str) -> list[Path]:
@@ -434,46 +470,50 @@ def _plots(trainer, task, out: Path, title: str) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``tracetorch`` command; returns the exit status."""
+    """Entry point of the ``tracetorch`` command; returns the exit status.
+
+    Exit status 0: done; 1: an expected failure, one line on stderr (a checkpoint that is
+    corrupt, from other settings or in the way; a file that cannot be written; a missing
+    extra; a loss that diverged; out of memory); 2: a bad argument; 130: interrupted. Any
+    other exception is a bug in tracetorch and propagates with its traceback.
+    """
+    from .training import CheckpointError
+
     parser = make_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "demo":
+        title = "tracetorch demo (digits, trace learning)"
+    else:
+        if str(args.out) == "runs/<task>":
+            args.out = Path("runs") / args.task
+        title = f"tracetorch train --task {args.task}"
     try:
-        if args.command == "demo":
-            args.task = "digits"
-            args.learning = "trace"
-            for name in (
-                "steps",
-                "delay",
-                "encoding",
-                "epochs",
-                "hidden",
-                "batch_size",
-                "lr",
-                "learn_every",
-                "chunk_size",
-                "train_size",
-                "test_size",
-                "max_batches",
-            ):
-                setattr(args, name, None)
-            args.resume = False
-            run_training(args, title="tracetorch demo (digits, trace learning)")
-        else:
-            if str(args.out) == "runs/<task>":
-                args.out = Path("runs") / args.task
-            run_training(args, title=f"tracetorch train --task {args.task}")
+        run_training(args, title=title)
     except UsageError as e:
         prog = f"tracetorch {args.command}"
         print(f"{prog}: error: {e} (see '{prog} --help')", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; continue with --resume", file=sys.stderr)
+    except Interrupted as e:
+        print(f"\n{e}", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, ImportError, OSError, FloatingPointError) as e:
-        print(f"tracetorch: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ninterrupted before training started", file=sys.stderr)
+        return 130
+    except CheckpointError as e:
+        advice = CHECKPOINT_ADVICE.get(e.kind, e.advice)
+        print(f"tracetorch: error: {e.problem}; {advice}", file=sys.stderr)
+        return 1
+    except (
+        OSError,
+        ImportError,
+        FloatingPointError,
+        MemoryError,
+        torch.cuda.OutOfMemoryError,
+    ) as e:
+        print(f"tracetorch: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
     return 0
 

@@ -22,8 +22,17 @@ LATENCY_METHODS = ("linear", "log")
 
 
 def _check_features(x: Tensor, name: str = "x", unit: bool = True) -> None:
+    """``x`` must be a finite floating-point tensor, in [0, 1] if ``unit``.
+
+    NaN is checked first and on its own: it fails every comparison, so a range check
+    (``x.min() < 0``) alone lets it through, and it then surfaces deep in torch (an internal
+    assert in ``bernoulli``, an out-of-bounds index in ``latency``) or silently (``delta``).
+    """
     if not isinstance(x, Tensor) or not torch.is_floating_point(x):
         raise TypeError(f"{name} must be a floating-point tensor")
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name} must be finite, got {bad} NaN or infinite value(s)")
     if unit and x.numel() and (x.min() < 0 or x.max() > 1):
         raise ValueError(f"{name} must lie in [0, 1]; scale it first")
 
@@ -176,6 +185,7 @@ def delta(
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
     level = torch.zeros_like(x[0]) if reference is None else torch.as_tensor(reference).to(x)
+    _check_features(level, "reference", unit=False)
     level = level.expand_as(x[0]).clone()
     on, offs = torch.zeros_like(x), torch.zeros_like(x)
     for t in range(x.shape[0]):

@@ -23,13 +23,21 @@ multi-timescale running averages of the training loss and accuracy
 (:class:`~tracetorch.metrics.MultiTimescaleMeter`), time and peak memory per epoch.
 Checkpoints hold the model, the optimizer (and scheduler), the epoch, the history, the meters
 and the RNG state; data are seeded per epoch, so a resumed run repeats the uninterrupted one.
+A checkpoint is written atomically after every epoch, with a sha256 checksum of its content
+that is verified on load; a file that is in the way of a new run is never deleted
+(:meth:`Trainer.open_checkpoint`). Every problem with a checkpoint file raises
+:class:`CheckpointError`, one line that names the file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import os
+import pickle
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -44,7 +52,9 @@ from .learning.bptt import LEARNING_MODES, set_learning
 from .metrics import FiringRates, MultiTimescaleMeter, peak_memory_mb
 
 __all__ = [
+    "CheckpointError",
     "Trainer",
+    "cosine_schedule",
     "default_loss",
     "evaluate",
     "fit",
@@ -56,7 +66,36 @@ __all__ = [
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Batch = tuple[Any, Tensor]
 Data = SpikeTask | Iterable[Batch] | Callable[[int], Iterable[Batch]]
-CHECKPOINT_FORMAT = 1
+LRSchedule = Callable[[int, int], float]
+#: Format 2: ``{"format", "sha256", "payload"}``, the payload a ``torch.save`` of the state.
+#: Format 1 (the state itself, no checksum) is still read.
+CHECKPOINT_FORMAT = 2
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: unreadable or corrupt, saved from another model
+    or with other settings, or in the way of a new run.
+
+    ``str(error)`` is one line, ``"{problem}; {advice}"``. ``kind`` (``"corrupt"``,
+    ``"model"``, ``"settings"`` or ``"exists"``) lets a front end such as the ``tracetorch``
+    command replace the advice with its own words (its flags instead of ``resume=True``).
+    """
+
+    def __init__(self, problem: str, kind: str, advice: str) -> None:
+        super().__init__(f"{problem}; {advice}")
+        self.problem, self.kind, self.advice = problem, kind, advice
+
+    def __reduce__(self):  # pickle (multiprocessing) with the three fields, not str(self)
+        return type(self), (self.problem, self.kind, self.advice)
+
+
+def cosine_schedule(epoch: int, epochs: int) -> float:
+    r"""Cosine decay of the learning rate: the factor :math:`\tfrac12(1 + \cos(\pi e / E))`
+    for epoch ``e`` (0-based) of ``E``: 1 in the first epoch, small but not 0 in the last."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / epochs))
+
+
+LR_SCHEDULES: dict[str, LRSchedule] = {"cosine": cosine_schedule}
 
 
 def seed_everything(seed: int) -> None:
@@ -170,9 +209,16 @@ class Trainer:
             ``None``: a whole tensor at once, a stream's own chunk size.
         batch_size: batch size when the data are a :class:`~tracetorch.data.SpikeTask`.
         grad_clip: clip the gradient norm to this value before each optimizer step.
-        scheduler: a learning-rate scheduler, stepped after each epoch.
+        scheduler: a PyTorch learning-rate scheduler, stepped after each epoch; on resume its
+            saved state (and the saved learning rate) is restored as it was.
+        lr_schedule: ``"cosine"`` (:func:`cosine_schedule`) or a function
+            ``(epoch, epochs) -> factor``: each epoch trains at ``initial_lr * factor``, computed
+            from the ``epochs`` of the current :meth:`fit`, so a run resumed with more epochs
+            follows the schedule of its new length (a ``scheduler`` cannot, its state is fixed
+            at construction). Not with ``scheduler``.
         device: where the model and data go; default the model's device.
-        progress: tqdm progress bar: ``True``, ``False``, or ``"auto"`` (if tqdm is installed).
+        progress: tqdm progress bar: ``True``, ``False``, or ``"auto"`` (if tqdm is installed
+            and stderr is a terminal, so that logs redirected to a file get no bar).
         max_batches: stop an epoch after this many batches (quick runs).
 
     Example:
@@ -196,6 +242,7 @@ class Trainer:
         batch_size: int = 64,
         grad_clip: float | None = None,
         scheduler: Any | None = None,
+        lr_schedule: str | LRSchedule | None = None,
         device: torch.device | str | None = None,
         progress: bool | str = "auto",
         max_batches: int | None = None,
@@ -212,6 +259,17 @@ class Trainer:
             raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
         if loss_fn is not None and not callable(loss_fn):
             raise TypeError("loss_fn must be callable: loss_fn(output [B, C], y [B]) -> loss")
+        if isinstance(lr_schedule, str):
+            if lr_schedule not in LR_SCHEDULES:
+                raise ValueError(
+                    f"lr_schedule must be one of {tuple(LR_SCHEDULES)} or a function "
+                    f"(epoch, epochs) -> factor, got {lr_schedule!r}"
+                )
+            lr_schedule = LR_SCHEDULES[lr_schedule]
+        elif lr_schedule is not None and not callable(lr_schedule):
+            raise TypeError("lr_schedule must be a name or a function (epoch, epochs) -> factor")
+        if lr_schedule is not None and scheduler is not None:
+            raise ValueError("give scheduler or lr_schedule, not both")
         self.learn_every = _positive_int_or_none(learn_every, "learn_every")
         self.chunk_size = _positive_int_or_none(chunk_size, "chunk_size")
         self.batch_size = _positive_int_or_none(batch_size, "batch_size")
@@ -230,9 +288,15 @@ class Trainer:
         self.optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
         self.loss_fn = loss_fn or default_loss(model)
         self.scheduler = scheduler
+        self.lr_schedule = lr_schedule
+        if lr_schedule is not None:
+            for group in self.optimizer.param_groups:  # PyTorch's schedulers' name for it
+                group.setdefault("initial_lr", group["lr"])
         self.grad_clip = grad_clip
         self.progress = progress
         self.epoch = 0  # epochs completed
+        self.checkpoint: Path | None = None  # where fit saves (see open_checkpoint)
+        self.settings: dict[str, Any] | None = None  # must match to resume (open_checkpoint)
         self.history: dict[str, list] = {}
         self.meters = {
             "loss": MultiTimescaleMeter("loss"),
@@ -310,7 +374,7 @@ class Trainer:
         return batches, total
 
     def _bar(self, batches: Iterable, total: int | None, desc: str):
-        if self.progress is False:
+        if self.progress is False or (self.progress == "auto" and not _stderr_is_terminal()):
             return batches
         try:
             from tqdm.auto import tqdm
@@ -378,6 +442,8 @@ class Trainer:
         test: Data | None | bool = None,
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
+        overwrite: bool = False,
+        settings: dict[str, Any] | None = None,
         callback: Callable[[Trainer, dict], None] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> dict[str, list]:
@@ -390,29 +456,37 @@ class Trainer:
             epochs: total number of epochs.
             test: data to evaluate on after each epoch; ``None``: a task's test split (no
                 evaluation for other data); ``False``: no evaluation.
-            checkpoint: file to save after every epoch (atomically).
-            resume: continue from ``checkpoint`` if it exists.
+            checkpoint: file to save after every epoch (atomically, before ``log`` and
+                ``callback`` see the epoch); opened with :meth:`open_checkpoint` unless it is
+                already this trainer's. ``None``: the trainer's checkpoint, if it has one.
+            resume, overwrite, settings: what to do with an existing ``checkpoint``, see
+                :meth:`open_checkpoint` (by default an existing file is an error).
             callback: ``callback(trainer, epoch_record)`` after each epoch.
             log: called with a one-line summary after each epoch (e.g. ``print``).
 
         Returns:
-            the history: ``{"epoch": [...], "train_loss": [...], "train_accuracy": [...],
-            "test_loss": [...], "test_accuracy": [...], "rate/<layer>": [...], "seconds":
-            [...], "peak_memory_mb": [...]}``, one entry per epoch.
+            the history: ``{"epoch": [...], "lr": [...], "train_loss": [...],
+            "train_accuracy": [...], "test_loss": [...], "test_accuracy": [...],
+            "rate/<layer>": [...], "seconds": [...], "peak_memory_mb": [...]}``, one entry per
+            epoch (``lr``: the learning rate the epoch trained at).
         """
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
         if resume and checkpoint is None:
             raise ValueError("resume=True needs a checkpoint path")
-        if resume and Path(checkpoint).exists():
-            self.load(checkpoint)
+        if checkpoint is not None and Path(checkpoint) != self.checkpoint:
+            self.open_checkpoint(checkpoint, resume=resume, overwrite=overwrite, settings=settings)
         if test is None and isinstance(train, SpikeTask):
             test = train
         elif test is False:
             test = None
         while self.epoch < epochs:
             e = self.epoch
-            record: dict[str, Any] = {"epoch": e + 1}
+            if self.lr_schedule is not None:
+                factor = float(self.lr_schedule(e, epochs))
+                for group in self.optimizer.param_groups:
+                    group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+            record: dict[str, Any] = {"epoch": e + 1, "lr": self.optimizer.param_groups[0]["lr"]}
             tr = self._epoch(train, "train", e, train=True, desc=f"epoch {e + 1}/{epochs}")
             record.update({f"train_{k}" if "/" not in k else k: v for k, v in tr.items()})
             if test is not None:
@@ -425,8 +499,8 @@ class Trainer:
             for k, v in record.items():
                 self.history.setdefault(k, []).append(v)
             self.epoch = e + 1
-            if checkpoint is not None:
-                self.save(checkpoint)
+            if self.checkpoint is not None:
+                self.save(self.checkpoint)
             if log is not None:
                 log(_summary(record, epochs))
             if callback is not None:
@@ -434,6 +508,57 @@ class Trainer:
         return self.history
 
     # ------------------------------------------------------------------ checkpoints
+    def open_checkpoint(
+        self,
+        path: str | os.PathLike,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        settings: dict[str, Any] | None = None,
+    ) -> bool:
+        """Make ``path`` the checkpoint this trainer saves to; resume from it if asked.
+
+        An existing file is never deleted here: it is loaded (``resume``), left in place until
+        the first epoch of the new run replaces it (``overwrite``), or refused. So an interrupt
+        before the first epoch ends leaves the previous run's checkpoint intact.
+
+        Args:
+            path: the checkpoint file.
+            resume: load ``path`` if it exists (model, optimizer, scheduler, epoch, history,
+                meters, RNG); a missing file starts a new run.
+            overwrite: start a new run even if ``path`` exists.
+            settings: plain values (numbers, strings, lists, dicts) that must be equal to
+                resume, such as the model's shape and the data; saved in every checkpoint.
+                Resuming a checkpoint saved with other settings is an error.
+
+        Returns:
+            whether the trainer resumed from ``path``.
+
+        Raises:
+            CheckpointError: ``path`` exists and neither ``resume`` nor ``overwrite`` is set
+                (``kind="exists"``); or, resuming, it is unreadable or corrupt
+                (``"corrupt"``), its settings differ (``"settings"``) or its state does not
+                fit the model or optimizer (``"model"``).
+        """
+        if resume and overwrite:
+            raise ValueError("resume and overwrite exclude each other")
+        path = Path(path)
+        resumed = False
+        if path.exists():
+            if resume:
+                state = load_checkpoint(path, map_location=self.device)
+                _check_settings(path, state.get("settings"), settings)
+                self._load_checked(path, state)
+                resumed = True
+            elif not overwrite:
+                raise CheckpointError(
+                    f"{path} already exists (a previous run's checkpoint)",
+                    "exists",
+                    "resume it (resume=True), replace it (overwrite=True) or choose another path",
+                )
+        self.checkpoint, self.settings = path, settings
+        return resumed
+
     def state_dict(self) -> dict[str, Any]:
         """Model, optimizer, scheduler, epoch, history, meters and RNG state."""
         state = {
@@ -450,6 +575,8 @@ class Trainer:
             state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
+        if self.settings is not None:
+            state["settings"] = self.settings
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -474,10 +601,67 @@ class Trainer:
         save_checkpoint(path, self.state_dict() | ({"extra": extra} if extra else {}))
 
     def load(self, path: str | os.PathLike) -> dict[str, Any]:
-        """Load a checkpoint saved by :meth:`save`; returns the raw checkpoint."""
+        """Load a checkpoint saved by :meth:`save`; returns the raw checkpoint.
+
+        Raises:
+            CheckpointError: the file is unreadable or corrupt, or its state does not fit
+                this trainer's model or optimizer.
+        """
         state = load_checkpoint(path, map_location=self.device)
-        self.load_state_dict(state)
+        self._load_checked(Path(path), state)
         return state
+
+    def _load_checked(self, path: Path, state: dict[str, Any]) -> None:
+        try:
+            self.load_state_dict(state)
+        except KeyError as e:
+            raise CheckpointError(
+                f"{path} is an incomplete checkpoint (no {e.args[0]!r})",
+                "corrupt",
+                "start a new run or choose another path",
+            ) from e
+        except (RuntimeError, ValueError) as e:  # load_state_dict's shape or group mismatch
+            raise CheckpointError(
+                f"{path} does not fit this model or optimizer ({_one_line(e)})",
+                "model",
+                "resume with the model it was saved from, or choose another path",
+            ) from e
+
+
+def _stderr_is_terminal() -> bool:
+    """Whether stderr (where tqdm writes) is a terminal; False for a file, a pipe or None."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception's message on one line: torch's ``load_state_dict`` and zip errors span
+    several lines, a heading then one problem per line; keep the first problem."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if len(lines) > 1 and lines[0].endswith(":"):
+        more = len(lines) - 2
+        return lines[1] + (f" (and {more} more)" if more else "")
+    return lines[0]
+
+
+def _check_settings(path: Path, saved: Any, current: dict[str, Any] | None) -> None:
+    """Refuse to resume when both sides have settings and they differ; name what differs."""
+    if saved is None or current is None or saved == current:
+        return
+    keys = sorted(set(saved) | set(current), key=str)
+    diff = ", ".join(
+        f"{k}: {saved.get(k)} -> {current.get(k)}" for k in keys if saved.get(k) != current.get(k)
+    )
+    raise CheckpointError(
+        f"{path} was trained with different settings ({diff})",
+        "settings",
+        "resume with the same settings, or choose another path",
+    )
 
 
 def _summary(record: dict, epochs: int) -> str:
@@ -493,24 +677,94 @@ def _summary(record: dict, epochs: int) -> str:
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """``torch.save`` to ``path`` atomically (a crash never leaves a half-written file)."""
+    """``torch.save`` ``state`` to ``path`` atomically, with a sha256 checksum of its bytes.
+
+    The state is serialised to bytes, hashed, and saved as ``{"format", "sha256",
+    "payload"}`` to a temporary file that is flushed to disk and then renamed over ``path``:
+    a crash leaves the old file or the new one, never a mix, and :func:`load_checkpoint`
+    detects any later change of the bytes (a flipped bit, a truncated copy).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    wrapped = {
+        "format": CHECKPOINT_FORMAT,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "payload": payload,
+    }
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(wrapped, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+_UNREADABLE = "start a new run or choose another path"
+
+
+def _torch_load(source: Any, path: Path, map_location: torch.device | str | None) -> Any:
+    """``torch.load(weights_only=True)`` with its many failure types as one CheckpointError."""
+    try:
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:  # torch's text here is about unsafe pickles; not ours
+        raise CheckpointError(
+            f"{path} is not a tracetorch checkpoint (not written by torch.save, or damaged)",
+            "corrupt",
+            _UNREADABLE,
+        ) from e
+    except (EOFError, RuntimeError, OSError, ValueError) as e:
+        if isinstance(e, (PermissionError, IsADirectoryError)):
+            raise
+        raise CheckpointError(
+            f"{path} is truncated or corrupt ({type(e).__name__}: {_one_line(e)})",
+            "corrupt",
+            _UNREADABLE,
+        ) from e
 
 
 def load_checkpoint(
     path: str | os.PathLike, map_location: torch.device | str | None = None
 ) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (tensors and plain types only)."""
+    """Load a checkpoint written by :func:`save_checkpoint` (tensors and plain types only).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is empty, truncated, corrupt (its sha256 checksum does not
+            match), from a newer tracetorch, or not a tracetorch checkpoint.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty", "corrupt", _UNREADABLE)
+    state = _torch_load(path, path, map_location)
+    if isinstance(state, dict) and "payload" in state:
+        fmt = state.get("format")
+        if not isinstance(fmt, int) or fmt > CHECKPOINT_FORMAT:
+            raise CheckpointError(
+                f"{path} has checkpoint format {fmt!r}; this tracetorch reads up to "
+                f"{CHECKPOINT_FORMAT}",
+                "corrupt",
+                "upgrade tracetorch, or start a new run",
+            )
+        payload = state["payload"]
+        if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != state.get(
+            "sha256"
+        ):
+            raise CheckpointError(
+                f"{path} is corrupt: its content does not match its sha256 checksum",
+                "corrupt",
+                _UNREADABLE,
+            )
+        state = _torch_load(io.BytesIO(payload), path, map_location)
     if not isinstance(state, dict) or "model" not in state:
-        raise ValueError(f"{path} is not a tracetorch checkpoint")
+        raise CheckpointError(f"{path} is not a tracetorch checkpoint", "corrupt", _UNREADABLE)
     return state
 
 
@@ -520,7 +774,7 @@ def fit(model: nn.Module, train: Data, epochs: int, **kwargs) -> dict[str, list]
     Keyword arguments named like :meth:`Trainer.fit`'s (``test``, ``checkpoint``, ``resume``,
     ``callback``, ``log``) go there; the others to :class:`Trainer`. Returns the history.
     """
-    fit_keys = {"test", "checkpoint", "resume", "callback", "log"}
+    fit_keys = {"test", "checkpoint", "resume", "overwrite", "settings", "callback", "log"}
     fit_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in fit_keys}
     return Trainer(model, **kwargs).fit(train, epochs, **fit_kwargs)
 

@@ -137,6 +137,10 @@ def log_rate(c: Tensor, beta: Tensor, theta: Tensor, max_slope: float = 1e4) -> 
     of :math:`u`, the rate's range between rheobase and threshold) caps it there, which changes
     the rate only where it is below :math:`G u` (a window of width about ``1/G``) and keeps
     every gradient finite. 1 from :math:`c = \theta` on.
+
+    A NaN current (or a NaN ``beta`` or ``theta``) gives a NaN rate, as in every other rate
+    function and PyTorch op: the comparisons below would otherwise read it as "below
+    rheobase" and hide it as a silent neuron.
     """
     rheobase = theta * (1 - beta)
     above = (c > rheobase) & (c < theta)
@@ -146,7 +150,8 @@ def log_rate(c: Tensor, beta: Tensor, theta: Tensor, max_slope: float = 1e4) -> 
     z = 1 - rheobase / safe_c
     r = torch.log(beta) / torch.log(z.clamp_min(torch.finfo(z.dtype).tiny))
     r = torch.minimum(r, max_slope * (safe_c / theta - (1 - beta)) / beta)
-    return torch.where(above, r, (c >= theta).to(r.dtype))
+    r = torch.where(above, r, (c >= theta).to(r.dtype))
+    return torch.where(c.isnan() | rheobase.isnan(), torch.nan, r)
 
 
 _FAREY: dict[int, tuple[list[int], list[int]]] = {}

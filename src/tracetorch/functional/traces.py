@@ -54,7 +54,7 @@ def trace_weights(d: Tensor | float, steps: int, like: Tensor | None = None) -> 
 
     Args:
         d: decay, 0-dim (shared) or per channel.
-        steps: ``T``.
+        steps: ``T``, an int >= 0 (0 gives an empty ``[0, *d.shape]``).
         like: a tensor whose dtype and device the weights take (default: ``d``'s).
 
     Returns:
@@ -63,6 +63,10 @@ def trace_weights(d: Tensor | float, steps: int, like: Tensor | None = None) -> 
         last ``r`` rows are the weights of a sequence of ``r`` steps, so one call serves every
         chunk of a stream.
     """
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise TypeError(f"steps must be an int, got {type(steps).__name__}")
+    if steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps}")
     ref = like if like is not None else torch.as_tensor(d)
     d = torch.as_tensor(d, dtype=ref.dtype, device=ref.device)
     powers = torch.arange(steps - 1, -1, -1, device=ref.device, dtype=ref.dtype)
@@ -161,10 +165,14 @@ def stationary_value(x: Tensor | float, d: Tensor | float) -> Tensor | float:
 
 
 def decay_from_horizon(horizon: float) -> float:
-    """Decay ``d = 1 - 1/horizon``: a trace that averages over about ``horizon`` steps."""
-    if not horizon > 1:
-        raise ValueError(f"horizon must be > 1 step, got {horizon}")
-    return 1.0 - 1.0 / horizon
+    """Decay ``d = 1 - 1/horizon``: a trace that averages over about ``horizon`` steps.
+
+    ``horizon`` must be finite and > 1: an infinite horizon is ``d = 1``, a sum that never
+    forgets and has no stationary value, which no trace or membrane accepts.
+    """
+    if not (horizon > 1 and math.isfinite(horizon)):
+        raise ValueError(f"horizon must be > 1 and finite (in steps), got {horizon}")
+    return _decay_below_one(1.0 - 1.0 / horizon, "horizon", horizon)
 
 
 def horizon_from_decay(d: float) -> float:
@@ -174,10 +182,13 @@ def horizon_from_decay(d: float) -> float:
 
 
 def decay_from_halflife(halflife: float) -> float:
-    """Decay ``0.5 ** (1 / halflife)``: an input's weight halves every ``halflife`` steps."""
-    if not halflife > 0:
-        raise ValueError(f"halflife must be > 0 steps, got {halflife}")
-    return 0.5 ** (1.0 / halflife)
+    """Decay ``0.5 ** (1 / halflife)``: an input's weight halves every ``halflife`` steps.
+
+    ``halflife`` must be finite and > 0 (an infinite one is ``d = 1``, no decay at all).
+    """
+    if not (halflife > 0 and math.isfinite(halflife)):
+        raise ValueError(f"halflife must be > 0 and finite (in steps), got {halflife}")
+    return _decay_below_one(0.5 ** (1.0 / halflife), "halflife", halflife)
 
 
 def halflife_from_decay(d: float) -> float:
@@ -187,10 +198,22 @@ def halflife_from_decay(d: float) -> float:
 
 
 def decay_from_tau(tau: float) -> float:
-    """Decay ``exp(-1/tau)`` of a time constant ``tau`` (in steps), as for a membrane."""
-    if not tau > 0:
-        raise ValueError(f"tau must be > 0 steps, got {tau}")
-    return math.exp(-1.0 / tau)
+    """Decay ``exp(-1/tau)`` of a time constant ``tau`` (in steps), as for a membrane.
+
+    ``tau`` must be finite and > 0 (an infinite one is ``d = 1``, a membrane that never leaks).
+    """
+    if not (tau > 0 and math.isfinite(tau)):
+        raise ValueError(f"tau must be > 0 and finite (in steps), got {tau}")
+    return _decay_below_one(math.exp(-1.0 / tau), "tau", tau)
+
+
+def _decay_below_one(d: float, name: str, value: float) -> float:
+    """``d``, unless it rounded to 1.0 (a finite but huge ``value``): a decay must be < 1."""
+    if d >= 1.0:
+        raise ValueError(
+            f"{name}={value} gives a decay that rounds to 1.0 in float64; a decay must be < 1"
+        )
+    return d
 
 
 def _check_decay(d: float, name: str) -> None:
