@@ -97,7 +97,8 @@ def run(task_name: str, net_name: str, mode: str, seed: int) -> dict:
     hist = trainer.fit(task, cfg["epochs"])
     return {
         "task": task_name, "net": net_name, "mode": mode, "seed": seed,
-        "test_accuracy": hist["test_accuracy"][-1], "best_test_accuracy": max(hist["test_accuracy"]),
+        "test_accuracy": hist["test_accuracy"][-1],
+        "best_test_accuracy": max(hist["test_accuracy"]),
         "epochs": cfg["epochs"], "seconds": round(time.perf_counter() - start, 1),
     }
 

@@ -108,9 +108,9 @@ def test_memory_is_flat_in_sequence_length():
     for steps in (50, 2000):
         net = _net()
         x, y = _data(steps=steps)
-        saved = []
+        saved: list[int] = []
 
-        def pack(t):
+        def pack(t, saved=saved):
             saved.append(t.numel() * t.element_size())
             return t
 

@@ -9,9 +9,10 @@ single, double, integer, bool), NaN/inf values and non-contiguous views. Each ca
 - raise a *named* error (``TypeError``/``ValueError``/``FloatingPointError``/``RuntimeError``)
   whose message names the layer or the argument, not one from deep inside torch.
 
-Tests marked ``xfail(strict=True)`` pin a known bug (the reason says which); they turn red
-the day the bug is fixed, so the mark is removed then. ``HYPOTHESIS_PROFILE=thorough`` runs
-many more examples.
+The functional API (``tt.functional``) is unchecked like ``torch.nn.functional``: shape
+mismatches there raise torch's own errors (it sits in the hot loops); only its value checks
+(NaN propagation, integer inputs) are fuzzed. ``HYPOTHESIS_PROFILE=thorough`` runs many more
+examples.
 """
 
 from __future__ import annotations
@@ -355,13 +356,6 @@ def test_pools_refuse_low_rank_by_name(pool, rank):
     assert_named(info.value, pool.__name__)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: tt.nn.Flatten()(torch.rand(2, 3)) raises torch's IndexError 'Dimension out of "
-    "range (expected to be in range of [-2, 1], but got -3)' instead of a ValueError naming "
-    "Flatten and the expected [..., C, H, W]",
-    raises=AssertionError,
-)
 @ONE_BUG
 @given(rank=st.integers(0, 2))
 def test_flatten_refuses_low_rank_by_name(rank):
@@ -373,14 +367,6 @@ def test_flatten_refuses_low_rank_by_name(rank):
         raise AssertionError("Flatten accepted an input without [C, H, W]")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: tt.nn.AvgPool2d(4)(torch.ones(2, 3, 2, 2)) (maps smaller than the kernel) "
-    "raises torch's RuntimeError 'Given input size: (3x2x2). Calculated output size: (3x0x0). "
-    "Output size is too small', not naming the layer (ConvLIF does: 'input maps 2x2 are "
-    "smaller than the kernel')",
-    raises=AssertionError,
-)
 @ONE_BUG
 @given(pool=st.sampled_from([tt.nn.AvgPool2d, tt.nn.MaxPool2d]), hw=st.integers(1, 2))
 def test_pools_refuse_maps_smaller_than_the_kernel_by_name(pool, hw):
@@ -457,14 +443,6 @@ def test_conv_sequential_end_to_end(dtype, steps, batch, size, layout, seed):
         assert torch.equal(fresh(x.contiguous()), out.detach())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the finiteness check covers the neuron state, not the input trace. "
-    "LI(2, 1, bias=False) with weight [[1, 0]] fed x[..., 1] = 1e38 for 30 steps: no error, "
-    "finite output, but layer.trace is inf and backward fills weight.grad with NaN "
-    "(FloatingPointError expected at the forward)",
-    raises=AssertionError,
-)
 @ONE_BUG
 @given(cls=st.sampled_from(DENSE), value=st.floats(1e37, 3e38), seed=seeds)
 def test_finite_input_never_gives_a_silent_nan_gradient(cls, value, seed):
@@ -524,27 +502,6 @@ def test_trace_functions_agree_and_stay_finite(
         assert a.shape == out.shape and torch.isfinite(a).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no input checks in tt.functional: e.g. trace_step(zeros(2, 3), zeros(2, 4), 0.9) "
-    "raises torch's 'The size of tensor a (3) must match the size of tensor b (4)', "
-    "trace_run(zeros(2, 3), zeros(5, 2, 4), 0.9) 'size mismatch, got input (6), mat (8x5)', "
-    "trace_weights(0.9, -1) 'upper bound and lower bound inconsistent with step sign'",
-    raises=AssertionError,
-)
-@ONE_BUG
-@given(which=st.sampled_from(["step", "run", "weights"]), extra=st.integers(1, 3))
-def test_trace_functions_name_a_shape_mismatch(which, extra):
-    call = {
-        "step": lambda: tf.trace_step(torch.zeros(2, 3), torch.zeros(2, 3 + extra), 0.9),
-        "run": lambda: tf.trace_run(torch.zeros(2, 3), torch.zeros(5, 2, 3 + extra), 0.9),
-        "weights": lambda: tf.trace_weights(0.9, -extra),
-    }[which]
-    with pytest.raises(NAMED) as info:
-        call()
-    assert_named(info.value, "x", "t", "steps", "shape")
-
-
 # ----------------------------------------------------------------------------- rate functions
 RATES = [tf.linear_rate, tf.mean_field_rate, tf.log_rate, tf.staircase_rate]
 currents = st.one_of(
@@ -575,22 +532,7 @@ def test_rate_functions_are_finite_rates_with_finite_gradients(fn, dtype, c, bet
         assert torch.equal(fn(as_layout(cs.detach(), "strided"), b, th), r.detach())
 
 
-def _nan_case(fn):
-    if fn is tf.log_rate:
-        return pytest.param(
-            fn,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="bug: log_rate(tensor([nan]), tensor(0.9), tensor(1.0)) returns 0.0 (a "
-                "finite rate from a NaN current: both branches of its torch.where compare "
-                "NaN as False); the other rate functions return NaN",
-            ),
-        )
-    return fn
-
-
-@pytest.mark.parametrize("fn", [_nan_case(f) for f in RATES], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("fn", RATES, ids=lambda f: f.__name__)
 @ONE_BUG
 @given(n=st.integers(1, 5), where=st.integers(0, 4), beta=st.floats(0.1, 0.99))
 def test_rate_functions_propagate_nan(fn, n, where, beta):
@@ -606,22 +548,7 @@ def test_rate_functions_propagate_nan(fn, n, where, beta):
     assert torch.isfinite(r[0, others]).all()
 
 
-def _int_case(fn):
-    if fn is tf.staircase_rate:
-        return pytest.param(
-            fn,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="staircase_rate(torch.ones(2, 3, dtype=torch.int64), tensor(0.9), "
-                "tensor(1.0)) raises torch's TypeError 'torch.finfo() requires a floating "
-                "point input type' (the other rate functions promote to float)",
-            ),
-        )
-    return fn
-
-
-@pytest.mark.parametrize("fn", [_int_case(f) for f in RATES], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("fn", RATES, ids=lambda f: f.__name__)
 @ONE_BUG
 @given(dtype=st.sampled_from([torch.int64, torch.int32]), n=st.integers(1, 4))
 def test_rate_functions_on_integer_currents(fn, dtype, n):
@@ -632,20 +559,6 @@ def test_rate_functions_on_integer_currents(fn, dtype, n):
         assert_named(exc, "c", "floating")
         return
     assert r.is_floating_point() and torch.isfinite(r).all() and r.shape == c.shape
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="no input checks in tt.functional: linear_rate(ones(2, 3), rand(4), ones(4)) raises "
-    "torch's 'The size of tensor a (3) must match the size of tensor b (4)', naming no argument",
-    raises=AssertionError,
-)
-@ONE_BUG
-@given(fn=st.sampled_from(RATES), extra=st.integers(1, 3))
-def test_rate_functions_name_a_shape_mismatch(fn, extra):
-    with pytest.raises(NAMED) as info:
-        fn(torch.ones(2, 3), torch.full((3 + extra,), 0.9), torch.ones(3 + extra))
-    assert_named(info.value, "beta", "theta", "c")
 
 
 @FAST
@@ -715,36 +628,7 @@ def test_neuron_steps_keep_shape_dtype_and_finiteness(kind, dtype, batch, n, ste
             assert bool(((out == 0) | (out == 1)).all())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no input checks in tt.functional: lif_step(ones(2, 3), LIFState(zeros(2, 4)), "
-    "LIFParams(0.9, 1.0)) raises torch's 'The size of tensor a (3) must match the size of "
-    "tensor b (4)'; rlif_step with a [4, 4] recurrent matrix for 3 neurons raises 'mat1 and "
-    "mat2 shapes cannot be multiplied (2x3 and 4x4)'",
-    raises=AssertionError,
-)
-@ONE_BUG
-@given(kind=st.sampled_from(["lif", "li", "rlif", "alif", "synaptic"]), extra=st.integers(1, 2))
-def test_neuron_steps_name_a_state_of_the_wrong_shape(kind, extra):
-    c = torch.ones(2, 3)
-    step, _, p = _step_case(kind, c, 3)
-    _, state, _ = _step_case(kind, torch.ones(2, 3 + extra), 3 + extra)
-    if kind == "rlif":
-        p = p._replace(recurrent=torch.eye(3 + extra))
-    with pytest.raises(NAMED) as info:
-        step(c, state, p)
-    assert_named(info.value, "state", "shape", "membrane")
-
-
 # ----------------------------------------------------------------------------- decay conversions
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the conversions can return a 'decay' of exactly 1.0 or 0.0: "
-    "decay_from_horizon(1e20) == decay_from_horizon(inf) == 1.0, decay_from_halflife(inf) == "
-    "1.0, decay_from_tau(1e-3) == 0.0 (and trace_mean(t, tensor(1.0), 5) is then NaN); "
-    "decay_from_horizon('5') raises \"'>' not supported between instances of 'str' and 'int'\"",
-    raises=AssertionError,
-)
 @ONE_BUG
 @given(
     fn=st.sampled_from([tf.decay_from_horizon, tf.decay_from_halflife, tf.decay_from_tau]),
@@ -837,20 +721,7 @@ def test_encoders_give_spikes_or_a_named_error(
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="bug: the [0, 1] check `x.min() < 0 or x.max() > 1` is False for NaN, so "
-                "a NaN feature passes it: rate(tensor([[nan]]), 3) raises torch's 'Expected "
-                "p_in >= 0 && p_in <= 1 to be true, but got false', poisson 'invalid Poisson "
-                "rate', latency (both methods) 'index -9223372036854775808 is out of bounds'",
-            ),
-        )
-        for n in ENCODERS
-    ],
+    list(ENCODERS),
 )
 @ONE_BUG
 @given(n=st.integers(1, 4), where=st.integers(0, 3), value=st.sampled_from(["nan"]))
@@ -887,14 +758,6 @@ def test_delta_gives_events_or_a_named_error(dtype, steps, shape, threshold, off
     assert torch.equal(E.delta(x.contiguous(), threshold, off=off), out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bugs in encode.delta: delta(torch.rand(0, 2, 3)) (T = 0) raises torch's "
-    "'IndexError: index 0 is out of bounds for dimension 0 with size 0'; "
-    "delta(rand(3, 2, 3), reference=zeros(5)) raises 'The expanded size of the tensor (3) "
-    "must match the existing size (5)'; delta of a NaN signal returns all-zero events silently",
-    raises=AssertionError,
-)
 @ONE_BUG
 @given(case=st.sampled_from(["empty", "reference", "nan"]), n=st.integers(1, 3))
 def test_delta_bad_input_gets_a_named_error(case, n):
@@ -915,15 +778,6 @@ def test_delta_bad_input_gets_a_named_error(case, n):
         raise AssertionError(f"delta accepted bad input ({case}) silently")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with a float16 decay and more than 65504 steps, li_average(ones(1, 2, "
-    "dtype=float16), tensor(0.5, dtype=float16), 70000) (also lis_average, and trace_mean "
-    "with a float16 d) raises torch's RuntimeError 'value cannot be converted to type "
-    "c10::Half without overflow' from `beta ** steps` (layers are not affected: their decays "
-    "are float32)",
-    raises=AssertionError,
-)
 @ONE_BUG
 @given(
     fn=st.sampled_from([tf.li_average, tf.lis_average, tf.trace_mean]),

@@ -284,7 +284,11 @@ def test_backend_context_manager_restores_the_previous_backend():
 
 def test_one_way_to_ask_is_this_a_tracetorch_layer():
     net = tt.nn.Sequential(
-        tt.nn.ConvLIF(1, 2, 3), tt.nn.Flatten(), tt.nn.RLIF(18, 4), torch.nn.Identity(), tt.nn.LI(4, 2)
+        tt.nn.ConvLIF(1, 2, 3),
+        tt.nn.Flatten(),
+        tt.nn.RLIF(18, 4),
+        torch.nn.Identity(),
+        tt.nn.LI(4, 2),
     )
     kinds = [type(m).__name__ for m in tt.learning.trace_layers(net)]
     assert kinds == ["ConvLIF", "RLIF", "LI"]

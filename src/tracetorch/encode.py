@@ -184,9 +184,18 @@ def delta(
         )
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
+    if x.shape[0] == 0:
+        shape = (*x.shape[:-1], 2 * x.shape[-1]) if off else x.shape
+        return x.new_zeros(shape)
     level = torch.zeros_like(x[0]) if reference is None else torch.as_tensor(reference).to(x)
     _check_features(level, "reference", unit=False)
-    level = level.expand_as(x[0]).clone()
+    try:
+        level = level.expand_as(x[0]).clone()
+    except RuntimeError:
+        raise ValueError(
+            f"reference must broadcast to one step of x, {tuple(x.shape[1:])}, got "
+            f"{tuple(level.shape)}"
+        ) from None
     on, offs = torch.zeros_like(x), torch.zeros_like(x)
     for t in range(x.shape[0]):
         up = x[t] - level >= threshold

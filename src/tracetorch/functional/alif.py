@@ -16,8 +16,9 @@ Average output (trace learning): at a steady rate :math:`r` the adaptation settl
 .. math:: r = f\big(c;\ \beta,\ \theta + \rho\, r/(1-\alpha)\big),
 
 unique because :math:`f` falls as its threshold rises. It is found by bisection without a
-graph; its gradient is the implicit one, :math:`\partial r = \partial f / (1 - \partial f/\partial r)`
-(exact, elementwise), so no iteration is unrolled.
+graph; its gradient is the implicit one,
+:math:`\partial r = \partial f / (1 - \partial f/\partial r)` (exact, elementwise), so no
+iteration is unrolled.
 """
 
 from __future__ import annotations

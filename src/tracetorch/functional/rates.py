@@ -78,6 +78,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .traces import _exponent
+
 __all__ = [
     "smooth_clamp",
     "linear_rate",
@@ -237,6 +239,8 @@ def staircase_rate(
     5: 0.043 (:math:`\beta = 0.5`), 0.015 (0.9), 0.002 (0.99). Cost: ``O(K)`` elementwise ops
     with ``K = 9`` fractions for ``max_period=5``.
     """
+    if not torch.is_floating_point(c):
+        raise TypeError(f"c must be a floating-point tensor, got {c.dtype}")
     beta = torch.as_tensor(beta, dtype=c.dtype, device=c.device)
     theta = torch.as_tensor(theta, dtype=c.dtype, device=c.device)
     u = (c / theta - (1 - beta)) / beta
@@ -264,7 +268,7 @@ def li_average(c: Tensor, beta: Tensor, steps: int | None = None) -> Tensor:
     """
     m = c / (1 - beta)
     if steps is not None:
-        m = m * (1 - beta ** max(int(steps), 1))
+        m = m * (1 - beta ** _exponent(steps, beta))
     return m
 
 

@@ -155,8 +155,17 @@ def trace_mean(t: Tensor, d: Tensor, steps: int | None = None) -> Tensor:
     """
     a = t * (1 - d)
     if steps is not None:
-        a = a / (1 - d ** max(int(steps), 1))
+        a = a / (1 - d ** _exponent(steps, d))
     return a
+
+
+def _exponent(steps: int, d: Tensor | float) -> int:
+    """``steps`` (at least 1) as an exponent of ``d``; capped for 16-bit ``d``, where a power
+    above 65504 cannot be converted (and ``d**60000`` is 0 for every 16-bit ``d < 1``)."""
+    n = max(int(steps), 1)
+    if isinstance(d, Tensor) and d.dtype in (torch.float16, torch.bfloat16):
+        n = min(n, 60000)
+    return n
 
 
 def stationary_value(x: Tensor | float, d: Tensor | float) -> Tensor | float:
@@ -170,6 +179,7 @@ def decay_from_horizon(horizon: float) -> float:
     ``horizon`` must be finite and > 1: an infinite horizon is ``d = 1``, a sum that never
     forgets and has no stationary value, which no trace or membrane accepts.
     """
+    _check_number(horizon, "horizon")
     if not (horizon > 1 and math.isfinite(horizon)):
         raise ValueError(f"horizon must be > 1 and finite (in steps), got {horizon}")
     return _decay_below_one(1.0 - 1.0 / horizon, "horizon", horizon)
@@ -186,6 +196,7 @@ def decay_from_halflife(halflife: float) -> float:
 
     ``halflife`` must be finite and > 0 (an infinite one is ``d = 1``, no decay at all).
     """
+    _check_number(halflife, "halflife")
     if not (halflife > 0 and math.isfinite(halflife)):
         raise ValueError(f"halflife must be > 0 and finite (in steps), got {halflife}")
     return _decay_below_one(0.5 ** (1.0 / halflife), "halflife", halflife)
@@ -202,13 +213,24 @@ def decay_from_tau(tau: float) -> float:
 
     ``tau`` must be finite and > 0 (an infinite one is ``d = 1``, a membrane that never leaks).
     """
+    _check_number(tau, "tau")
     if not (tau > 0 and math.isfinite(tau)):
         raise ValueError(f"tau must be > 0 and finite (in steps), got {tau}")
     return _decay_below_one(math.exp(-1.0 / tau), "tau", tau)
 
 
+def _check_number(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number (of steps), got {type(value).__name__}")
+
+
 def _decay_below_one(d: float, name: str, value: float) -> float:
-    """``d``, unless it rounded to 1.0 (a finite but huge ``value``): a decay must be < 1."""
+    """``d``, unless it rounded to 1.0 (a finite but huge ``value``) or to 0.0 (a tiny one):
+    a decay must be in (0, 1)."""
+    if d <= 0.0:
+        raise ValueError(
+            f"{name}={value} gives a decay that rounds to 0.0; a decay must be in (0, 1)"
+        )
     if d >= 1.0:
         raise ValueError(
             f"{name}={value} gives a decay that rounds to 1.0 in float64; a decay must be < 1"

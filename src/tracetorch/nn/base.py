@@ -278,7 +278,8 @@ class TraceLayer(nn.Module):
             )
         steps = int(state_dict["steps"])
         names = [*self.state_type._fields, "trace"]
-        elig = {k.split(".", 1)[1]: v for k, v in state_dict.items() if k.startswith("eligibility.")}
+        prefix = "eligibility."
+        elig = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
         present = [n for n in names if n in state_dict]
         if not present:
             self._store(None, None, steps)
@@ -401,11 +402,11 @@ class TraceLayer(nn.Module):
         run = advance_graph if bptt else advance_fast
         out, state, trace = run(self, xs, self.state, self.trace)
         self._store(state, trace, self.steps + xs.shape[0])
-        if self.check_finite and not all(bool(torch.isfinite(t).all()) for t in state):
+        if self.check_finite and not all(bool(torch.isfinite(t).all()) for t in (*state, trace)):
             raise FloatingPointError(
-                f"{type(self).__name__}: the state became NaN or infinite during this call; "
-                "the input or the parameters contain NaN/inf (check with torch.isfinite). "
-                "Call reset_states() before the next sequence."
+                f"{type(self).__name__}: the state or the input trace became NaN or infinite "
+                "during this call; the input or the parameters contain NaN/inf or overflow "
+                "(check with torch.isfinite). Call reset_states() before the next sequence."
             )
         if out.dtype != self.weight.dtype and not torch.is_autocast_enabled(x.device.type):
             out = out.to(self.weight.dtype)
@@ -447,7 +448,8 @@ class TraceLayer(nn.Module):
 
     # ------------------------------------------------------------------ learning
     def average_input(self) -> Tensor:
-        """``a = t (1 - d)`` (bias-corrected: ``/ (1 - d^n)``), ``[B, in...]``; differentiable in d."""
+        """``a = t (1 - d)`` (bias-corrected: ``/ (1 - d^n)``), ``[B, in...]``, differentiable
+        in d."""
         if self.trace is None:
             raise RuntimeError(f"{type(self).__name__} has no state: run a forward pass first")
         steps = self.steps if self.bias_correction else None

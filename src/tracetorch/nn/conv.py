@@ -142,6 +142,12 @@ class _SequencePool:
                 f"{type(self).__name__}: input must be [..., C, H, W] (e.g. [B, C, H, W] or "
                 f"[T, B, C, H, W]), got {shape}"
             )
+        k = _pair(self.kernel_size)
+        if x.shape[-2] < k[0] or x.shape[-1] < k[1]:
+            raise ValueError(
+                f"{type(self).__name__}: input maps {x.shape[-2]}x{x.shape[-1]} are smaller "
+                f"than the kernel {k}"
+            )
         return _fold(super().forward, x)  # type: ignore[misc]
 
 
@@ -170,3 +176,12 @@ class Flatten(nn.Flatten):
 
     def __init__(self) -> None:
         super().__init__(start_dim=-3, end_dim=-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.dim() < 3:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(
+                f"Flatten: input must be [..., C, H, W] (e.g. [B, C, H, W] or [T, B, C, H, W]), "
+                f"got {shape}"
+            )
+        return super().forward(x)

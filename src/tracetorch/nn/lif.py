@@ -1,4 +1,4 @@
-"""LIF, and SpikingLayer: what every spiking layer adds to TraceLayer (threshold, rate, surrogate)."""
+"""LIF, and SpikingLayer: what every spiking layer adds to TraceLayer (threshold, rate...)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ class SpikingLayer(TraceLayer):
     """A :class:`TraceLayer` that spikes: a learnable threshold, a rate function, a surrogate.
 
     Keyword arguments (besides :class:`TraceLayer`'s): ``threshold`` (in ``[1e-6, 1e6]``, a
-    float or one per neuron), ``rate_fn`` (``"linear"``, ``"mean_field"``, ``"log"``, ``"staircase"`` or a
-    callable ``f(c, beta, theta)``), ``surrogate`` (``"atan"``, ``"fast_sigmoid"`` or a
-    callable of ``m - theta``), ``learn_threshold``, and ``detach_reset`` (BPTT: no gradient
+    float or one per neuron), ``rate_fn`` (``"linear"``, ``"mean_field"``, ``"log"``,
+    ``"staircase"`` or a callable ``f(c, beta, theta)``), ``surrogate`` (``"atan"``,
+    ``"fast_sigmoid"`` or a callable of ``m - theta``), ``learn_threshold``, and ``detach_reset`` (BPTT: no gradient
     through the reset ``- theta s``, as eligibility learning assumes; default False).
     """
 
