@@ -20,8 +20,9 @@ class SpikingLayer(TraceLayer):
     Keyword arguments (besides :class:`TraceLayer`'s): ``threshold`` (in ``[1e-6, 1e6]``, a
     float or one per neuron), ``rate_fn`` (``"linear"``, ``"mean_field"``, ``"log"``,
     ``"staircase"`` or a callable ``f(c, beta, theta)``), ``surrogate`` (``"atan"``,
-    ``"fast_sigmoid"`` or a callable of ``m - theta``), ``learn_threshold``, and ``detach_reset`` (BPTT: no gradient
-    through the reset ``- theta s``, as eligibility learning assumes; default False).
+    ``"fast_sigmoid"`` or a callable of ``m - theta``), ``learn_threshold``, and
+    ``detach_reset`` (BPTT: no gradient through the reset ``- theta s``, as eligibility
+    learning assumes; default False).
     """
 
     def __init__(
