@@ -4,7 +4,7 @@
 >>> net = tt.nn.Sequential(tt.nn.LIF(64, 128), tt.nn.LI(128, 10))
 """
 
-from . import data, encode, functional, learning, metrics, nn, plot, training
+from . import data, encode, functional, learning, metrics, nir, nn, plot, training
 from .learning import bptt, gradient_fidelity
 
 __version__ = "0.1.0"
@@ -18,6 +18,7 @@ __all__ = [
     "gradient_fidelity",
     "learning",
     "metrics",
+    "nir",
     "nn",
     "plot",
     "training",
