@@ -4,7 +4,7 @@
 >>> net = tt.nn.Sequential(tt.nn.LIF(64, 128), tt.nn.LI(128, 10))
 """
 
-from . import data, encode, functional, learning, metrics, models, nn, plot, training
+from . import data, encode, functional, learning, metrics, models, nir, nn, plot, training
 from .learning import bptt, eligibility, gradient_fidelity
 
 __version__ = "0.1.0"
@@ -20,6 +20,7 @@ __all__ = [
     "learning",
     "metrics",
     "models",
+    "nir",
     "nn",
     "plot",
     "training",

@@ -3,10 +3,13 @@ r"""LIF, LI and LIS dynamics as pure functions of an explicit state.
 Symbols: input current :math:`c = W x + b`, membrane :math:`m`, membrane decay
 :math:`\beta \in (0, 1)`, threshold :math:`\theta > 0`, spikes :math:`s`.
 
-LIF (leaky integrate and fire, subtractive reset):
+LIF (leaky integrate and fire, subtractive reset by default):
 
 .. math::
     m \leftarrow \beta m + c, \qquad s = [m \ge \theta], \qquad m \leftarrow m - \theta s.
+
+With ``reset="zero"`` (``LIFParams.reset``) a spike sets the membrane to zero instead,
+:math:`m \leftarrow m (1 - s)`: the hard reset of NIR's ``LIF`` (``v_reset = 0``).
 
 LI (leaky integrator, the readout): :math:`m \leftarrow \beta m + c`; the output is :math:`m`.
 
@@ -58,15 +61,19 @@ class LIFState(NamedTuple):
 
 
 class LIFParams(NamedTuple):
-    """LIF parameters: decay ``beta``, threshold ``theta`` (broadcast to ``[B, F]``), spike.
-
-    ``detach_reset``: the reset ``- theta s`` carries no gradient (BPTT as e-prop sees it).
+    """LIF parameters: decay ``beta``, threshold ``theta`` (broadcast to ``[B, F]``), spike,
+    ``detach_reset`` (the reset carries no gradient: BPTT as e-prop sees it) and the
+    ``reset``: ``"subtract"`` (``m - theta s``, default) or ``"zero"`` (``m (1 - s)``).
     """
 
     beta: Tensor | float
     theta: Tensor | float
     spike_fn: SpikeFn = heaviside
     detach_reset: bool = False
+    reset: str = "subtract"
+
+
+RESETS = ("subtract", "zero")
 
 
 class LIState(NamedTuple):
@@ -86,7 +93,10 @@ def lif_step(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState
     m = torch.addcmul(c, state.membrane, torch.as_tensor(p.beta, dtype=c.dtype, device=c.device))
     theta = torch.as_tensor(p.theta, dtype=c.dtype, device=c.device)
     s = p.spike_fn(m - theta)
-    return s, LIFState(m - theta * (s.detach() if p.detach_reset else s))
+    r = s.detach() if p.detach_reset else s
+    if p.reset == "zero":
+        return s, LIFState(m * (1 - r))
+    return s, LIFState(m - theta * r)
 
 
 def li_step(c: Tensor, state: LIState, p: LIParams) -> tuple[Tensor, LIState]:
@@ -108,7 +118,9 @@ def lif_run_(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState
 
     .. math::
         m \leftarrow \mathrm{fma}(\beta, m, c_t), \qquad
-        c_t \leftarrow [m \ge \theta], \qquad m \leftarrow m - \theta c_t.
+        c_t \leftarrow [m \ge \theta], \qquad m \leftarrow m - \theta c_t
+
+    (``reset="zero"``: :math:`m \leftarrow m - m c_t`, which is :math:`m (1 - c_t)` exactly).
 
     ``c`` must be owned by the caller; ``state`` is not modified. Returns ``(c, new state)``,
     the values of :func:`lif_step` with the Heaviside spike, bit for bit (``p.spike_fn`` is
@@ -116,7 +128,8 @@ def lif_run_(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState
     compiled kernel (CPU), with the same results.
     """
     beta, theta = p.beta, p.theta
-    if (done := _cpp.lif_run_(c, state.membrane, beta, theta)) is not None:
+    zero = p.reset == "zero"  # the C++ kernel only subtracts
+    if not zero and (done := _cpp.lif_run_(c, state.membrane, beta, theta)) is not None:
         return done[0], LIFState(done[1])
     beta = torch.as_tensor(beta, dtype=c.dtype, device=c.device)
     theta = torch.as_tensor(theta, dtype=c.dtype, device=c.device)
@@ -128,7 +141,10 @@ def lif_run_(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState
         if t:
             torch.addcmul(c_t, m, beta, out=m)
         torch.ge(m, theta, out=c_t)
-        m.addcmul_(c_t, theta, value=-1)
+        if zero:
+            m.addcmul_(m, c_t, value=-1)
+        else:
+            m.addcmul_(c_t, theta, value=-1)
     return c, LIFState(m)
 
 

@@ -84,6 +84,11 @@ def supports(layer) -> bool:
 
 
 def _require(layer) -> None:
+    if getattr(layer, "reset", "subtract") != "subtract":
+        raise NotImplementedError(
+            f"learning='eligibility' needs the subtractive reset; {type(layer).__name__} has "
+            f"reset={layer.reset!r} (use 'trace' or 'bptt')"
+        )
     if not supports(layer):
         raise NotImplementedError(
             f"learning='eligibility' is not available for {type(layer).__name__} (it is for "

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import functional as tf
+from ..functional.neurons import RESETS
 from . import parameters as P
 from .base import TraceLayer
 
@@ -103,6 +104,11 @@ class LIF(SpikingLayer):
             parameters learn. The trace decay is off by default: the forward pass does not
             depend on it, so its gradient carries little information.
         learning: ``"trace"`` or ``"bptt"``.
+        reset: ``"subtract"`` (default, :math:`m \leftarrow m - \theta s`) or ``"zero"``
+            (:math:`m \leftarrow m (1 - s)`, the hard reset of NIR and of snnTorch's
+            ``reset_mechanism="zero"``; what :func:`tracetorch.nir.export` maps exactly). The
+            average output keeps the rate function, which models the subtractive reset: with
+            ``"zero"`` it overestimates the rate by what the reset discards.
 
     Shape:
         - Input: ``[B, in_features]`` (one step) or ``[T, B, in_features]`` (a sequence).
@@ -127,15 +133,26 @@ class LIF(SpikingLayer):
     step = staticmethod(tf.lif_step)
     fast_run = staticmethod(tf.lif_run_)
 
-    def __init__(self, in_features: int, out_features: int, **kwargs) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, *, reset: str = "subtract", **kwargs
+    ) -> None:
+        if reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
         super().__init__(in_features, out_features, **kwargs)
+        self.reset = reset
         self.reset_parameters()
 
     def neuron_params(self, bptt: bool) -> tf.LIFParams:
-        return tf.LIFParams(self.beta, self.threshold, self.spike_fn(bptt), self.detach_reset)
+        return tf.LIFParams(
+            self.beta, self.threshold, self.spike_fn(bptt), self.detach_reset, self.reset
+        )
 
     def average_output(self, a: Tensor) -> Tensor:
         return self.rate_fn(self.input_current(a), self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self.reset == "subtract" else s + f", reset={self.reset!r}"
 
 
 def _name(fn) -> str:
