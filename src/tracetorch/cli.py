@@ -3,7 +3,8 @@
 ``tracetorch demo`` trains a spiking network on scikit-learn's digits with trace learning
 (about 15 s on two CPU cores) and prints the test accuracy, the time and the peak
 memory; it writes a loss/accuracy plot and a spike raster of every layer. ``tracetorch train``
-runs any bundled task (``digits``, ``evidence``, ``yinyang``) with trace or BPTT learning.
+runs any bundled task (``digits``, ``evidence``, ``yinyang``, ``order``, ``seqdigits``) with
+trace, eligibility or BPTT learning.
 See ``docs/cli.md``.
 
 The command only parses, builds and calls: the networks come from :mod:`tracetorch.models`,
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .learning.modes import LEARNING_MODES
 from .models import MAX_WIDTH, build_model, layer_class, parse_spec
 
 __all__ = ["RECIPES", "Recipe", "build_model", "main"]
@@ -53,6 +55,8 @@ RECIPES: dict[str, Recipe] = {
     "digits": Recipe(steps=25, epochs=30, hidden=128, batch_size=32, lr=5e-3),
     "evidence": Recipe(steps=None, epochs=4, hidden=64, batch_size=64, lr=3e-3, chunk_size=250),
     "yinyang": Recipe(steps=50, epochs=20, hidden=128, batch_size=32, lr=2e-3),
+    "order": Recipe(steps=100, epochs=30, hidden=128, batch_size=64, lr=3e-3),
+    "seqdigits": Recipe(steps=None, epochs=40, hidden=128, batch_size=32, lr=3e-3),
 }
 
 
@@ -186,9 +190,10 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--task", required=True, choices=sorted(RECIPES))
     train.add_argument(
         "--learning",
-        choices=("trace", "bptt"),
+        choices=LEARNING_MODES,
         default="trace",
-        help="trace (default) or bptt (backpropagation through time)",
+        help="trace (default: constant memory, rate gradients), eligibility (e-prop: "
+        "timing-aware, constant memory) or bptt (backpropagation through time, memory O(T))",
     )
     train.add_argument(
         "--steps",
@@ -296,10 +301,10 @@ def _make_task(args: argparse.Namespace, recipe: Recipe):
     name = args.task
     misplaced = {
         "--delay": ("delay", {"evidence"}),
-        "--steps": ("steps", {"digits", "yinyang"}),
+        "--steps": ("steps", {"digits", "yinyang", "order"}),
         "--encoding": ("encoding", {"yinyang"}),
-        "--train-size": ("train_size", {"evidence", "yinyang"}),
-        "--test-size": ("test_size", {"evidence", "yinyang"}),
+        "--train-size": ("train_size", {"evidence", "yinyang", "order"}),
+        "--test-size": ("test_size", {"evidence", "yinyang", "order"}),
     }
     for flag, (option, tasks) in misplaced.items():
         if _option(args, option) is not None and name not in tasks:
@@ -310,7 +315,7 @@ def _make_task(args: argparse.Namespace, recipe: Recipe):
     if name == "evidence":
         delay = _option(args, "delay")
         kwargs["delay"] = 300 if delay is None else delay
-    else:
+    elif recipe.steps is not None:
         kwargs["steps"] = _option(args, "steps") or recipe.steps
     for option in ("encoding", "train_size", "test_size"):
         if _option(args, option):

@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from .data.base import SpikeStream, SpikeTask
 from .learning.bptt import LEARNING_MODES, set_learning
 from .metrics import FiringRates, MultiTimescaleMeter, peak_memory_mb
+from .nn.state import load_stream_state_dict, stream_state_dict
 
 __all__ = [
     "CheckpointError",
@@ -123,7 +124,9 @@ def default_loss(model: nn.Module) -> LossFn:
     for m in model.modules():
         if hasattr(m, "average_output"):
             last = m
-    if last is not None and type(last).__name__ == "LIS":
+    from .nn import LIS
+
+    if isinstance(last, LIS):
         return _nll_of_probabilities
     return F.cross_entropy
 
@@ -560,7 +563,7 @@ class Trainer:
         return resumed
 
     def state_dict(self) -> dict[str, Any]:
-        """Model, optimizer, scheduler, epoch, history, meters and RNG state."""
+        """Model, its stream state, optimizer, scheduler, epoch, history, meters, RNG state."""
         state = {
             "format": CHECKPOINT_FORMAT,
             "model": self.model.state_dict(),
@@ -569,6 +572,7 @@ class Trainer:
             "history": self.history,
             "meters": {k: m.state_dict() for k, m in self.meters.items()},
             "learning": self.learning,
+            "stream": stream_state_dict(self.model),
             "rng": {"torch": torch.get_rng_state()},
         }
         if torch.cuda.is_available():
@@ -582,6 +586,8 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (the model and optimizer must be built alike)."""
         self.model.load_state_dict(state["model"])
+        if state.get("stream"):
+            load_stream_state_dict(self.model, state["stream"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and "scheduler" in state:
             self.scheduler.load_state_dict(state["scheduler"])
