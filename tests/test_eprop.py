@@ -171,3 +171,20 @@ def test_stale_output_raises_in_eligibility_mode_too():
         net(x[10:20])
         with pytest.raises(RuntimeError, match="state is gone"):
             _loss(out, y).backward()
+
+
+@pytest.mark.parametrize(
+    ("cls", "kw"),
+    [
+        (tt.nn.ALIF, {"rho": 0.2, "alpha": 0.9, "learn_rho": True, "learn_alpha": True}),
+        (tt.nn.Synaptic, {"alpha": 0.7}),
+    ],
+)
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_adaptive_and_synaptic_layers_equal_bptt(cls, kw, chunk):
+    """Two-component (ALIF) and two-stage (Synaptic) eligibilities, step by step: exact."""
+    net = _net(hidden=cls, **kw)
+    for layer in net:
+        layer.chunk_size = chunk
+    fid = _cosines(net, *_data())
+    assert min(fid.values()) > 0.999, fid

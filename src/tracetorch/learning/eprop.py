@@ -72,6 +72,13 @@ def _spiking_kinds() -> dict[type, bool]:
     return {LIF: False, RLIF: True}
 
 
+def _stepwise_kinds() -> tuple[type, ...]:
+    """Neurons whose eligibility runs step by step (time-varying factors: no closed form)."""
+    from ..nn import ALIF, Synaptic
+
+    return (ALIF, Synaptic)
+
+
 def _readout_kinds() -> dict[type, bool]:
     from ..nn import LI, LIS
 
@@ -79,8 +86,9 @@ def _readout_kinds() -> dict[type, bool]:
 
 
 def supports(layer) -> bool:
-    """Whether ``layer`` has an eligibility rule (LIF, RLIF, LI, LIS)."""
-    return type(layer) in _spiking_kinds() or type(layer) in _readout_kinds()
+    """Whether ``layer`` has an eligibility rule (LIF, RLIF, ALIF, Synaptic, LI, LIS)."""
+    kind = type(layer)
+    return kind in _spiking_kinds() or kind in _readout_kinds() or kind in _stepwise_kinds()
 
 
 def _require(layer) -> None:
@@ -92,7 +100,7 @@ def _require(layer) -> None:
     if not supports(layer):
         raise NotImplementedError(
             f"learning='eligibility' is not available for {type(layer).__name__} (it is for "
-            "LIF, RLIF, LI and LIS); use 'trace' or 'bptt' for this layer"
+            "LIF, RLIF, ALIF, Synaptic, LI and LIS); use 'trace' or 'bptt' for this layer"
             + (": a convolution's shared weights do not factor per output-input pair"
                if "Conv" in type(layer).__name__ else "")
         )
@@ -139,6 +147,13 @@ def eligibility_filter_of(layer) -> float:
 def _zeros_state(layer, batch: int, n_in: int) -> dict[str, Tensor]:
     out = layer.state[0].shape[-1]
     z = {"device": layer.weight.device, "dtype": layer.state_dtype}
+    if isinstance(layer, _stepwise_kinds()):
+        state = {"k": torch.zeros(batch, out, **z), "steps_k": torch.zeros((), **z)}
+        for name in _stepwise_params(layer):
+            shape = (batch, out, n_in) if name == "weight" else (batch, out)
+            for part in ("M", "X", "E"):  # dm/dP, d(auxiliary state)/dP, filtered ds/dP
+                state[f"{part}_{name}"] = torch.zeros(shape, **z)
+        return state
     if type(layer) in _readout_kinds():
         return {
             "e_w": torch.zeros(batch, out, n_in, **z),
@@ -190,7 +205,10 @@ def _advance(layer, x: Tensor) -> Tensor:
         trace = _trace_run(trace, xc, d, w)
         layer.current_into(xc, oc)
         xin = xc.to(layer.state_dtype)
-        if readout:  # the membranes (LI's run), then LIS's softmax of them
+        if isinstance(layer, _stepwise_kinds()):
+            state = _stepwise_chunk(layer, elig, xin, oc, state, p)
+            res = oc
+        elif readout:  # the membranes (LI's run), then LIS's softmax of them
             prev = state.membrane
             res, state = tf.li_run_(oc, tf.LIState(prev), tf.LIParams(p.beta))
             _readout_chunk(layer, elig, xin, prev, oc)
@@ -297,6 +315,86 @@ def _readout_chunk(layer, elig: dict, x: Tensor, prev: Tensor, membranes: Tensor
     elig["e_beta"].mul_(beta**n).add_((bpow.unsqueeze(1) * m_before).sum(0))
 
 
+def _stepwise_params(layer) -> list[str]:
+    names = ["weight", "beta", "threshold", "alpha"]
+    if layer.bias is not None:
+        names.append("bias")
+    if hasattr(layer, "rho_raw"):
+        names.append("rho")
+    return names
+
+
+def _stepwise_chunk(layer, elig: dict, x: Tensor, oc: Tensor, state, p):
+    r"""Step an ALIF or Synaptic layer over a chunk, with forward-mode eligibilities.
+
+    For each parameter :math:`P`, with the neuron's own dynamics only (reset ``s`` detached):
+    ALIF (:math:`\vartheta = \theta + \rho a`), tangents :math:`M = \partial m/\partial P`,
+    :math:`X = \partial a/\partial P`:
+
+    .. math::
+        U = \beta M + u_P, \quad D = \rho X + \vartheta_P, \quad S = \psi (U - D), \quad
+        M \leftarrow U - D s, \quad X \leftarrow \alpha X + a_P + S
+
+    Synaptic, :math:`X = \partial I/\partial P`:
+    :math:`X \leftarrow \alpha X + I_P`, :math:`U = \beta M + X + u_P`,
+    :math:`S = \psi (U - \theta_P)`, :math:`M \leftarrow U - \theta_P s`; both filter
+    :math:`E \leftarrow \kappa E + S`. The direct terms (:math:`u_P`, ...) are the input
+    :math:`x` for the weight, 1 for the bias, :math:`m(t-1)` for :math:`\beta`, 1 for
+    :math:`\theta`, :math:`a(t-1)` for :math:`\rho` (threshold) and :math:`\alpha`
+    (adaptation), :math:`I(t-1)` for the synaptic :math:`\alpha`.
+    """
+    from ..functional import surrogate_derivative
+
+    adaptive = hasattr(layer, "rho_raw")
+    beta = p.beta
+    alpha = p.alpha
+    kappa = filter_of(layer)
+    names = _stepwise_params(layer)
+    one = torch.ones_like(state.membrane)
+    for t in range(oc.shape[0]):
+        m_prev = state.membrane
+        aux_prev = state.adaptation if adaptive else state.current
+        s, state = layer.step(oc[t], state, p)
+        if adaptive:
+            vartheta = p.theta + p.rho * aux_prev
+            u = state.membrane + vartheta * s
+        else:
+            vartheta = p.theta
+            u = state.membrane + p.theta * s
+        psi = surrogate_derivative(layer.surrogate, u - vartheta)
+        for name in names:
+            big = name == "weight"
+            M, X, E = elig["M_" + name], elig["X_" + name], elig["E_" + name]
+            direct = x[t].unsqueeze(1) if big else one  # [B, 1, in] or [B, out]
+            sp, ps, bt = (s, psi, beta) if not big else (
+                s.unsqueeze(-1), psi.unsqueeze(-1), beta.unsqueeze(-1)
+            )
+            al = alpha.unsqueeze(-1) if big else alpha
+            if adaptive:
+                rho = p.rho.unsqueeze(-1) if big else p.rho
+                u_p = direct if name in ("weight", "bias") else (m_prev if name == "beta" else 0)
+                d_p = {"threshold": 1.0, "rho": aux_prev}.get(name, 0)
+                a_p = aux_prev if name == "alpha" else 0
+                U = bt * M + u_p
+                D = rho * X + d_p
+                S = ps * (U - D)
+                M.copy_(U - D * sp)
+                X.mul_(al).add_(S + a_p)
+            else:
+                i_p = direct if name in ("weight", "bias") else (aux_prev if name == "alpha" else 0)
+                u_p = m_prev if name == "beta" else 0
+                th_p = 1.0 if name == "threshold" else 0.0
+                X.mul_(al).add_(i_p)
+                U = bt * M + X + u_p
+                S = ps * (U - th_p)
+                M.copy_(U - th_p * sp)
+            E.mul_(kappa).add_(S)
+        elig["k"].mul_(kappa).add_(psi)
+        elig["steps_k"].mul_(kappa).add_(1.0)
+        oc[t] = s
+    return state
+
+
 # ----------------------------------------------------------------------------- backward
 def _mapped(layer) -> dict[str, Tensor]:
     """The mapped parameters (with their graph from the raw ones)."""
@@ -307,6 +405,10 @@ def _mapped(layer) -> dict[str, Tensor]:
         out["threshold"] = layer.threshold
     if hasattr(layer, "recurrent_raw"):
         out["recurrent"] = layer.recurrent
+    if hasattr(layer, "alpha_raw"):
+        out["alpha"] = layer.alpha
+    if hasattr(layer, "rho_raw"):
+        out["rho"] = layer.rho
     return out
 
 
@@ -322,7 +424,15 @@ def gradients(layer, signal: Tensor) -> tuple[Tensor, list[Tensor | None]]:
     with torch.enable_grad():
         mapped = _mapped(layer)
     g: dict[str, Tensor] = {}
-    if type(layer) in _readout_kinds():
+    if isinstance(layer, _stepwise_kinds()):
+        for name in _stepwise_params(layer):
+            big = elig["E_" + name]
+            if name == "weight":
+                g[name] = torch.einsum("bj,bji->ji", signal, big)
+            else:
+                g[name] = (signal * big).sum(0)
+        upstream = _upstream(layer, signal, elig, mapped["weight"].detach())
+    elif type(layer) in _readout_kinds():
         if _readout_kinds()[type(layer)]:  # LIS: through the softmax of the last membrane
             p = torch.softmax(layer.membrane, dim=-1)
             signal = p * (signal - (signal * p).sum(-1, keepdim=True))
