@@ -36,6 +36,13 @@ HIDDEN = 128
 TASKS = {
     "seqdigits": dict(make=lambda: tt.data.SequentialDigits(), epochs=40, lr=3e-3, batch=32),
     "order": dict(make=lambda: tt.data.TemporalOrder(), epochs=30, lr=3e-3, batch=64),
+    "evidence-300": dict(
+        make=lambda: tt.data.Evidence(delay=300), epochs=4, lr=3e-3, batch=64, chunk=250
+    ),
+    "evidence-20000": dict(
+        make=lambda: tt.data.Evidence(delay=20000, train_size=1024, test_size=256),
+        epochs=2, lr=3e-3, batch=64, chunk=1000,
+    ),
     "digits-image": dict(
         make=lambda: tt.data.Digits(steps=25, layout="image"), epochs=20, lr=3e-3, batch=32
     ),
@@ -55,14 +62,24 @@ class GRUNet(torch.nn.Module):
 
 
 def build(net: str, task) -> torch.nn.Module:
+    """The network ``net`` for ``task``; a ``+fixro`` suffix freezes the readout's beta."""
     n_in, n_out = int(torch.tensor(task.input_shape).prod()), task.n_classes
-    readout = tt.nn.LI(HIDDEN, n_out)
+    fixed_readout = net.endswith("+fixro")
+    net = net.removesuffix("+fixro")
+    readout = tt.nn.LI(HIDDEN, n_out, learn_beta=not fixed_readout)
     if net == "gru":
         return GRUNet(n_in, n_out)
+    if task.name == "evidence":  # the task's memory settings (slow readout, long traces)
+        return tt.models.build_model(task, layers=f"{net}:64")
     if net == "conv":
         return tt.nn.Sequential(
             tt.nn.ConvLIF(1, 16, 3, padding=1), tt.nn.AvgPool2d(2), tt.nn.Flatten(),
             tt.nn.LIF(16 * 16, HIDDEN), readout,
+        )
+    if net == "conv2":
+        return tt.nn.Sequential(
+            tt.nn.ConvLIF(1, 16, 3, padding=1), tt.nn.ConvLIF(16, 32, 3, padding=1),
+            tt.nn.AvgPool2d(2), tt.nn.Flatten(), tt.nn.LIF(32 * 16, HIDDEN), readout,
         )
     layers = {
         "lif": lambda: [tt.nn.LIF(n_in, HIDDEN)],
@@ -89,7 +106,7 @@ def run(task_name: str, net_name: str, mode: str, seed: int) -> dict:
     loss_fn = lambda out, y: F.cross_entropy(out, y)  # noqa: E731
     trainer = tt.training.Trainer(
         model, opt, learning=None if net_name == "gru" else mode, batch_size=cfg["batch"],
-        scheduler=sched, loss_fn=loss_fn, progress=False,
+        scheduler=sched, loss_fn=loss_fn, progress=False, chunk_size=cfg.get("chunk"),
     )
     if net_name == "gru":
         trainer.learning = "bptt"

@@ -236,27 +236,38 @@ def _advance(layer, x: Tensor) -> Tensor:
 
 
 def _spiking_steps(layer, oc: Tensor, state, p, elig: dict) -> tuple[Tensor, Tensor, Tensor]:
-    """Step the neuron over the chunk's currents ``oc`` (overwritten by the spikes).
+    """Step a LIF/RLIF layer over the chunk's currents ``oc`` (overwritten by the spikes).
 
     Returns ``(psi, m(t-1), s(t-1))``, each ``[L, B, out]``; the new state is left on the layer.
+    The loop is the in-place form of the reference step (three kernels per step, one more for
+    RLIF's recurrent current), recording the pre-reset membrane ``u``; everything else is
+    computed over the whole chunk at once. The eligibility tests pin it to the reference step
+    through BPTT (which runs it).
     """
     from ..functional import surrogate_derivative
 
-    theta = p.theta
-    psi = torch.empty_like(oc)
-    m_prev = torch.empty_like(oc)
-    s_prev = torch.empty_like(oc)
-    last_s = elig["s_last"]
+    theta = torch.as_tensor(p.theta, dtype=oc.dtype, device=oc.device)
+    beta = torch.as_tensor(p.beta, dtype=oc.dtype, device=oc.device)
+    recurrent = getattr(p, "recurrent", None)
+    u = torch.empty_like(oc)
+    m = state.membrane
+    s_last = elig["s_last"]
     for t in range(oc.shape[0]):
-        m_prev[t] = state.membrane
-        s_prev[t] = last_s
-        s, state = layer.step(oc[t], state, p)
-        u = state.membrane + theta * s
-        psi[t] = surrogate_derivative(layer.surrogate, u - theta)
-        oc[t] = s
-        last_s = s
-    elig["s_last"] = last_s
-    layer.__dict__["_last_state"] = state
+        if recurrent is not None:
+            prev = s_last if t == 0 else oc[t - 1]
+            torch.addmm(oc[t], prev, recurrent.t(), out=u[t])
+            torch.addcmul(u[t], m, beta, out=u[t])
+        else:
+            torch.addcmul(oc[t], m, beta, out=u[t])
+        torch.ge(u[t], theta, out=oc[t])
+        m = torch.addcmul(u[t], oc[t], theta, value=-1)
+    psi = surrogate_derivative(layer.surrogate, u - theta)
+    m_prev = torch.cat([state.membrane.unsqueeze(0), u[:-1] - theta * oc[:-1]])
+    s_prev = torch.cat([s_last.unsqueeze(0), oc[:-1]])
+    elig["s_last"] = oc[-1].clone()
+    layer.__dict__["_last_state"] = (
+        type(state)(m, oc[-1].clone()) if recurrent is not None else type(state)(m)
+    )
     return psi, m_prev, s_prev
 
 
@@ -273,11 +284,9 @@ def _spiking_chunk(layer, elig: dict, x: Tensor, psi: Tensor, m_prev: Tensor, s_
     kappa = torch.as_tensor(filter_of(layer), dtype=psi.dtype)
     kpow = _powers(kappa, n).flip(0).view(n, 1, 1)  # kappa^(n-t), t = 1..n
     # G(t) = kappa^(n-t) psi(t) + beta G(t+1), backwards over the chunk
-    g = torch.empty_like(psi)
-    acc = torch.zeros_like(psi[0])
-    for t in range(n - 1, -1, -1):
-        acc = torch.addcmul(kpow[t] * psi[t], acc, beta)
-        g[t] = acc
+    g = torch.mul(psi, kpow)
+    for t in range(n - 2, -1, -1):
+        g[t].addcmul_(g[t + 1], beta)
     g1 = g[0] * beta  # beta G(1): the weight of e(0)
     bpow = _powers(beta, n).flip(0)  # beta^(n-t), [n, out]
     kn = kappa**n
@@ -286,7 +295,9 @@ def _spiking_chunk(layer, elig: dict, x: Tensor, psi: Tensor, m_prev: Tensor, s_
     xt = x.permute(1, 0, 2)  # [B, n, in]
     e_w, big_e = elig["e_w"], elig["E_w"]
     big_e.mul_(kn).addcmul_(e_w, g1.unsqueeze(-1)).baddbmm_(gt, xt)
-    e_w.mul_((beta**n).view(1, -1, 1)).add_(torch.matmul(bpow.t().unsqueeze(0), xt))
+    # one GEMM [out, n] @ [n, B * in] (x is [n, B, in] contiguous: a view, no copy)
+    new_e = torch.mm(bpow.t(), x.reshape(n, -1)).view(-1, x.shape[1], x.shape[2])
+    e_w.mul_((beta**n).view(1, -1, 1)).add_(new_e.transpose(0, 1))
     # small traces: [B, out], inputs 1 (bias), m(t-1) (beta), -beta s(t-1) (threshold)
     k_chunk = (kpow * psi).sum(0)
     for name, inp in (("b", None), ("beta", m_prev), ("th", -beta * s_prev)):
