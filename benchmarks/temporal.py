@@ -34,6 +34,7 @@ RESULTS = Path(__file__).parent / "results" / "temporal.json"
 HIDDEN = 128
 
 TASKS = {
+    "digits": dict(make=lambda: tt.data.Digits(steps=25), epochs=30, lr=5e-3, batch=32),
     "seqdigits": dict(make=lambda: tt.data.SequentialDigits(), epochs=40, lr=3e-3, batch=32),
     "order": dict(make=lambda: tt.data.TemporalOrder(), epochs=30, lr=3e-3, batch=64),
     "evidence-300": dict(

@@ -97,12 +97,17 @@ def _require(layer) -> None:
             f"learning='eligibility' needs the subtractive reset; {type(layer).__name__} has "
             f"reset={layer.reset!r} (use 'trace' or 'bptt')"
         )
+    from ..nn import ConvLIF
+
     if not supports(layer):
+        why = (
+            ": a convolution's shared weights do not factor per output-input pair"
+            if isinstance(layer, ConvLIF)
+            else ""
+        )
         raise NotImplementedError(
             f"learning='eligibility' is not available for {type(layer).__name__} (it is for "
-            "LIF, RLIF, ALIF, Synaptic, LI and LIS); use 'trace' or 'bptt' for this layer"
-            + (": a convolution's shared weights do not factor per output-input pair"
-               if "Conv" in type(layer).__name__ else "")
+            f"LIF, RLIF, ALIF, Synaptic, LI and LIS); use 'trace' or 'bptt' for this layer{why}"
         )
 
 
