@@ -78,11 +78,13 @@ def atan(v: Tensor, scale: float = 2.0) -> Tensor:
 
 
 def _fast_sigmoid_derivative(v: Tensor, scale: float = 10.0) -> Tensor:
-    return 1 / (1 + scale * v.abs()) ** 2
+    w = v.abs().mul_(scale).add_(1)  # one temporary, then in place
+    return w.mul_(w).reciprocal_()
 
 
 def _atan_derivative(v: Tensor, scale: float = 2.0) -> Tensor:
-    return (scale / 2) / (1 + (math.pi * scale * v / 2) ** 2)
+    w = v * (math.pi * scale / 2)
+    return w.mul_(w).add_(1).reciprocal_().mul_(scale / 2)
 
 
 fast_sigmoid.derivative = _fast_sigmoid_derivative  # type: ignore[attr-defined]
