@@ -119,7 +119,7 @@ def wait_until_quiet(
         )
         if not allow_load:
             raise BusyError(msg + " Stop the other jobs, or pass --allow-load to time anyway.")
-        loud(msg + " Going on because of --allow-load; the results are marked as loaded.")
+        loud(msg + " Going on (--allow-load or --quick); the results are marked as loaded.")
         snap["why"] = why
     return snap
 
