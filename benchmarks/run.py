@@ -96,9 +96,12 @@ from identical weights):
 - **floor**: the same dynamics as a plain per-step PyTorch loop under `no_grad` (addmm, decay,
   threshold, in-place reset): the cost of the arithmetic alone.
 
-Memory: peak RSS (kernel high-water mark, reset with `/proc/self/clear_refs`) during the
-measured step minus the RSS just before it, after a warm-up step, `gc` and `malloc_trim`;
-workers run with glibc's mmap threshold fixed at 64 KiB (`MALLOC_MMAP_THRESHOLD_=65536`), so
+Timing: each timed process runs under glibc's default allocator, as a user runs, and alone
+(the suite holds a lock; see issue 13); speed ratios between libraries come from interleaved
+rounds (section "Speed ratios"). Memory: measured in a separate process, peak RSS (kernel
+high-water mark, reset with `/proc/self/clear_refs`) during the measured step minus the RSS
+just before it, after a warm-up step, `gc` and `malloc_trim`; memory processes run with
+glibc's mmap threshold fixed at 64 KiB (`MALLOC_MMAP_THRESHOLD_=65536`), so
 every block of 64 KiB or more returns to the OS when freed (with the default, dynamic
 threshold RSS depends on allocation history). Per-step tensors of a BPTT graph are smaller
 (a `[64, 128]` float32 state is 32 KiB) and live in the heap, whose fragmentation is part of
@@ -106,7 +109,8 @@ the RSS a user sees: it is why the RSS of the BPTT libraries is several times th
 backward". That column is the peak of the bytes autograd holds saved (distinct live storages,
 counted through `torch.autograd.graph.saved_tensors_hooks` in a separate step), independent of
 the allocator; for tracetorch it is its one-step local graphs, built in backward.
-Accuracy runs: Adam, batch 64, cross-entropy on the readout at the last step, seeds vary the
+Accuracy runs: `--jobs` of them at once (their training times are not speed figures), Adam,
+batch 64, cross-entropy on the readout at the last step, seeds vary the
 initialisation, split and spike noise. Evidence tasks use a readout whose time constant is the
 trial length (beta = 1 - 1/T) in every method, and tracetorch traces with horizon T (the
 evidence is at the start of the trial; the default horizon of 20 steps would see only the
@@ -373,6 +377,8 @@ def main(argv: list[str] | None = None) -> None:
         settings,
         env.get("peers_missing", peers_missing),
         (ablation or {}).get("rows"),
+        ratio=read_json(results / "ratio.json"),
+        temporal=read_json(results / "temporal.json"),
     )
     print(f"== report: {md}")
 
