@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             print("compile: skipped (out of the script's overall time)")
         else:
             try:
-                result["compile"] = compile_case(args.batch, args.hidden, 64, 20 * 64, device)
+                result["compile"] = compile_case(args.batch, args.hidden, 16, 80 * 16, device)
                 ok = ok and result["compile"]["spikes_equal"]
             except Exception as e:  # noqa: BLE001 - a prototype: report, do not fail the check
                 print(f"compile: failed ({type(e).__name__}: {str(e)[:300]})")

@@ -26,9 +26,9 @@ mkdir -p "$OUT"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 status=0
 echo "== 1. CUDA tests (pytest -k cuda)"
-timeout 90 "$PY" -m pytest -q -rs -k cuda tests/ -p no:cacheprovider || status=1
+timeout 60 "$PY" -m pytest -q -rs -k cuda tests/ -p no:cacheprovider || status=1
 echo "== 2-4. gradients, speed and memory vs T, torch.compile prototype"
-timeout 210 "$PY" -m benchmarks.gpu_check --compile --total 180 --json "$OUT/gpu_check.json" \
+timeout 220 "$PY" -m benchmarks.gpu_check --compile --total 150 --json "$OUT/gpu_check.json" \
     || status=1
 echo "gpu_check: results in $OUT/gpu_check.json; exit $status"
 exit $status
