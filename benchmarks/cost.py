@@ -2,18 +2,29 @@
 
 One training step = reset, ``T`` forward steps on a streamed Bernoulli input (chunks of
 ``chunk`` steps made on the fly, for every library alike), cross-entropy on the readout at the
-last step, backward, Adam step. Each (library, T) runs in a fresh subprocess
-(``python -m benchmarks.cost worker ...``) with one thread, which reports:
+last step, backward, Adam step. Each (library, T) runs in two fresh subprocesses, one after the
+other (``python -m benchmarks.cost worker --what memory|time ...``), each with one thread:
 
-- ``train_peak``: peak RSS during a training step above the RSS just before it (after a
-  warm-up step, ``gc`` and ``malloc_trim``; the kernel's high-water mark is reset first),
-  with glibc's mmap threshold fixed at 64 KiB (see ``THREAD_ENV``); blocks below it live in
-  the heap, so its fragmentation is included;
-- ``saved``: the peak of bytes autograd holds saved for backward (distinct live storages,
-  through ``saved_tensors_hooks``; a second step), independent of the allocator;
-- ``train_s``: median wall time of further training steps;
-- ``fwd_s`` and ``fwd_peak``: the same for a forward pass of ``T`` steps under ``no_grad``;
-- ``input_s``: the time to generate the input stream alone (it is inside every time above).
+- memory, with glibc's mmap threshold fixed at 64 KiB (``MEMORY_ENV``; blocks below it live in
+  the heap, so its fragmentation is included):
+
+  - ``train_peak``: peak RSS during a training step above the RSS just before it (after a
+    warm-up step, ``gc`` and ``malloc_trim``; the kernel's high-water mark is reset first);
+  - ``saved``: the peak of bytes autograd holds saved for backward (distinct live storages,
+    through ``saved_tensors_hooks``; a second step), independent of the allocator;
+  - ``fwd_peak``: the same as ``train_peak`` for a forward pass under ``no_grad``;
+
+- time, under glibc's default allocator, as a user runs (``THREAD_ENV``):
+
+  - ``train_s``: median wall time of training steps (``train_cpu_times``: their CPU time; a
+    wall time well above it means the process waited for a core);
+  - ``fwd_s``: the same for a forward pass of ``T`` steps under ``no_grad``;
+  - ``input_s``: the time to generate the input stream alone (it is inside every time above).
+
+Load average and the cores busy in other processes are recorded before and after the timed
+process (``load_before``, ``load_after``); ``contended`` marks a row timed on a busy machine.
+The cost tables give absolute times; the speed *ratios* between libraries come from the
+interleaved measurement of :mod:`benchmarks.ratio`.
 
 The driver runs T in increasing order per library, extrapolates memory and time linearly in T
 from the runs so far, and skips (with the reason recorded) a run that would pass the memory cap
@@ -23,6 +34,7 @@ or the time budget. A watchdog kills a worker whose RSS passes the cap anyway.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -33,7 +45,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .common import ROOT, THREAD_ENV, NetSpec
+from .common import MEMORY_ENV, ROOT, THREAD_ENV, NetSpec
+from .guard import loud, snapshot, too_busy
 
 GB = 1024**3
 
@@ -107,7 +120,8 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     forward(warm)
     row["setup_s"] = time.perf_counter() - t_start
 
-    if trains:
+    what = args.what
+    if trains and what in ("all", "memory"):
         # 1. memory: one training step from a trimmed heap, kernel high-water mark reset
         release_memory()
         reset_peak_rss()
@@ -117,6 +131,7 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         first = time.perf_counter() - t0
         row["train_peak"] = peak_rss_bytes() - base
         row["baseline_rss"] = base
+        row["train_first_s"] = first
         # 2. what autograd saves for backward (a separate step: the counting has a cost)
         saved = SavedBytes()
         with saved:
@@ -124,35 +139,43 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         row["saved"] = saved.peak
         row["saved_total"] = saved.total
         row["saved_tensors"] = saved.tensors
-        # 3. time: the median of ``reps`` more steps (reps=0: the memory step's time)
-        times = [] if args.reps else [first]
-        for _ in range(args.reps):
-            t0 = time.perf_counter()
+    if trains and what in ("all", "time"):
+        # 3. time: the median of ``reps`` steps (what="all", reps=0: the memory step's time)
+        times, cpu = ([], []) if args.reps or what == "time" else ([first], [])
+        for _ in range(max(args.reps, 1 if what == "time" else 0)):
+            gc.collect()
+            t0, c0 = time.perf_counter(), time.thread_time()
             train_step(args.steps)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
         row["train_s"] = statistics.median(times)
         row["train_times"] = times
-        row["train_first_s"] = first
+        row["train_cpu_times"] = cpu
         opt.zero_grad(set_to_none=True)
 
-    release_memory()
-    reset_peak_rss()
-    base = rss_bytes()
-    times = []
-    for _ in range(max(1, args.fwd_reps)):
-        t0 = time.perf_counter()
+    if what in ("all", "memory"):
+        release_memory()
+        reset_peak_rss()
+        base = rss_bytes()
         forward(args.steps)
-        times.append(time.perf_counter() - t0)
-    row["fwd_peak"] = peak_rss_bytes() - base
-    row["fwd_s"] = statistics.median(times)
-    row["fwd_times"] = times
-    times = []
-    for _ in range(max(1, args.fwd_reps)):  # the input stream alone, part of every time above
-        t0 = time.perf_counter()
-        for _chunk in stream(args.steps):
-            pass
-        times.append(time.perf_counter() - t0)
-    row["input_s"] = statistics.median(times)
+        row["fwd_peak"] = peak_rss_bytes() - base
+    if what in ("all", "time"):
+        times = []
+        for _ in range(max(1, args.fwd_reps)):
+            gc.collect()
+            t0 = time.perf_counter()
+            forward(args.steps)
+            times.append(time.perf_counter() - t0)
+        row["fwd_s"] = statistics.median(times)
+        row["fwd_times"] = times
+        times = []
+        for _ in range(max(1, args.fwd_reps)):  # the input stream alone, part of every time
+            t0 = time.perf_counter()
+            for _chunk in stream(args.steps):
+                pass
+            times.append(time.perf_counter() - t0)
+        row["input_s"] = statistics.median(times)
+    row["malloc_env"] = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
     row["total_s"] = time.perf_counter() - t_start
     return row
 
@@ -180,9 +203,15 @@ def run_worker(
     p: float,
     timeout_s: float,
     mem_cap: int,
+    what: str = "all",
     python: str = sys.executable,
 ) -> dict[str, Any]:
-    """Run one measurement in a fresh process; watch its RSS; return its row (or an error)."""
+    """Run one measurement in a fresh process; watch its RSS; return its row (or an error).
+
+    ``what="memory"`` runs under :data:`MEMORY_ENV` (glibc's mmap threshold fixed, for RSS
+    that does not depend on allocation history), ``"time"`` and ``"all"`` under the default
+    allocator (:data:`THREAD_ENV`), as a user runs.
+    """
     cmd = [
         python,
         "-m",
@@ -202,8 +231,11 @@ def run_worker(
         str(batch),
         "--p",
         str(p),
+        "--what",
+        what,
     ]
-    env = {**os.environ, **THREAD_ENV}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.update(MEMORY_ENV if what == "memory" else THREAD_ENV)
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -288,20 +320,35 @@ def run_cost(
                     "predicted_train_s": t_train,
                 }
             else:
-                # two untimed steps (memory, saved bytes) come first; reps=0 reuses the first
+                # two untimed steps (memory, saved bytes) in their own process, then the timed
                 reps = max_reps if one == 0 else int(max(0, min(max_reps, budget_s / one - 2)))
                 log(f"  cost: {lib:16s} T={steps:>6d} reps={reps}")
-                row = run_worker(
-                    lib,
-                    steps,
-                    reps=reps,
-                    fwd_reps=reps,
+                common = dict(
                     chunk=chunk,
                     batch=batch,
                     p=p,
                     timeout_s=max(6 * budget_s, 60),
                     mem_cap=mem_cap,
                 )
+                # memory under the fixed mmap threshold, time under the default allocator:
+                # two fresh processes, one after the other, never at the same time
+                row = run_worker(lib, steps, reps=0, fwd_reps=0, what="memory", **common)
+                if "skipped" not in row and "error" not in row:
+                    before = snapshot()
+                    if too_busy(before, use_loadavg=False):
+                        loud(f"cost {lib} T={steps}: timed while busy: {too_busy(before)}")
+                    timed = run_worker(
+                        lib, steps, reps=max(reps, 1), fwd_reps=max(reps, 1), what="time", **common
+                    )
+                    after = snapshot()
+                    if "skipped" in timed or "error" in timed:
+                        row = timed
+                    else:
+                        row["memory_malloc_env"] = row.pop("malloc_env", {})
+                        row = {**row, **timed, "load_before": before, "load_after": after}
+                        row["contended"] = too_busy(before, use_loadavg=False) is not None
+                        for k in ("setup_s", "total_s", "worker_peak_rss"):
+                            row.pop(k, None)
             if "skipped" in row or "error" in row:
                 log(f"  cost: {lib:16s} T={steps:>6d} {row.get('skipped') or row.get('error')}")
             else:
@@ -327,6 +374,12 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--batch", type=int, default=64)
     w.add_argument("--p", type=float, default=0.2)
     w.add_argument("--seed", type=int, default=0)
+    w.add_argument(
+        "--what",
+        choices=("all", "memory", "time"),
+        default="all",
+        help="memory (run under MEMORY_ENV), time (default allocator) or both",
+    )
     d = sub.add_parser("run", help="the whole cost case, printed as JSON")
     d.add_argument("--libs", default=",".join(COST_LIBRARIES))
     d.add_argument("--steps", default=",".join(map(str, QUICK_STEPS)))

@@ -805,6 +805,34 @@ def main(argv: list[str] | None = None) -> None:
         runs = digits_section(
             names, seeds, 10 if args.quick else None, args.jobs, out / "runs.jsonl"
         )
+    if "digits" in sections and runs and not args.quick and args.out is None:
+        # the README's digits figures (benchmarks/figures.py) read this file
+        from .common import RESULTS, machine_info, write_json
+
+        keep = (
+            "name",
+            "mode",
+            "seed",
+            "acc_last",
+            "acc_mean",
+            "train_time",
+            "fidelity",
+            "fidelity_init",
+            "surrogate_yardstick",
+            "cfg",
+        )
+        write_json(
+            RESULTS / "defaults_digits.json",
+            {
+                "command": "python -m benchmarks.defaults --sections digits",
+                "machine": machine_info(threads=1),
+                "runs": [
+                    {k: r[k] for k in keep if k in r}
+                    for r in runs
+                    if r["name"] == "recipe (library defaults)"
+                ],
+            },
+        )
     if "network" in sections and runs:
         network = network_section(runs)
     if "claims" in sections and runs is not None:

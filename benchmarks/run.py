@@ -1,8 +1,10 @@
 """Run the benchmark suite and write the report: ``python -m benchmarks.run [--quick]``.
 
-Cases, in this order (the cost case runs alone, one process at a time, for clean timings):
+Cases, in this order (the timed cases run alone, one process at a time, for clean timings):
 
 0. ``dynamics``: every peer runs the same network (spike agreement from the same weights);
+1. ``ratio``: training-step speed ratios vs the peers, measured interleaved with their spread
+   (:mod:`benchmarks.ratio`): the speed-up figures come from here;
 1. ``cost``: memory and time of a training step vs sequence length (:mod:`benchmarks.cost`);
 2. ``accuracy``: trace learning vs BPTT vs snnTorch on the bundled tasks, with
    3. gradient fidelity measured inside the trace runs (:mod:`benchmarks.accuracy`,
@@ -12,6 +14,13 @@ The full run writes ``benchmarks/results/*.json``, ``docs/benchmarks.md`` and
 ``docs/img/bench_*.png``; ``--quick`` (a few minutes, small settings) writes the same under
 ``out/bench-quick/`` unless ``--out`` says otherwise. ``--report-only`` rebuilds the report from
 the JSON already there; cases not run this time are taken from it too.
+
+Timings survive a re-run only on a quiet machine (issue 13): the command holds a lock that
+makes a second ``benchmarks.run`` (or ``benchmarks.speed``/``benchmarks.ratio``) refuse to
+start, and, when it times anything (``ratio``, ``cost``), it waits for the 1-min load average
+to fall to 0.5 per core and refuses if it does not (``--allow-load`` times anyway, loudly
+marked). The load is recorded before and after every case (``env.json``: ``cases``) and every
+timed process (in its row).
 """
 
 from __future__ import annotations
@@ -31,12 +40,17 @@ from .accuracy import (
     VARIANTS,
     quick_tasks,
     run_accuracy,
+    task_config,
 )
 from .common import RESULTS, ROOT, machine_info, read_json, set_threads, write_json
 from .cost import COST_LIBRARIES, FULL_STEPS, run_cost
+from .guard import BusyError, SuiteLock, loud, snapshot, wait_until_quiet
+from .ratio import LIBRARIES as RATIO_LIBRARIES
+from .ratio import ROUNDS, run_ratio
 from .report import write_report
 
-CASES = ("dynamics", "cost", "accuracy", "fidelity", "ablation")
+CASES = ("dynamics", "ratio", "cost", "accuracy", "fidelity", "ablation")
+TIMED_CASES = {"ratio", "cost"}
 
 QUICK = {
     "cost": {
@@ -47,10 +61,12 @@ QUICK = {
         "libs": [lib for lib in COST_LIBRARIES if lib != "tracetorch-bptt"],
     },
     "accuracy": {"seeds": [0], "jobs": 2, "budget_s": 120.0},
+    "ratio": {"steps": [1000], "rounds": 3},
 }
 FULL = {
     "cost": {"steps": FULL_STEPS, "budget_s": 120.0, "max_reps": 5, "mem_cap_gb": 8.0},
     "accuracy": {"seeds": [0, 1, 2], "jobs": 2, "budget_s": 1200.0},
+    "ratio": {"steps": [100, 1000], "rounds": ROUNDS},
 }
 
 NOTES = """
@@ -80,9 +96,12 @@ from identical weights):
 - **floor**: the same dynamics as a plain per-step PyTorch loop under `no_grad` (addmm, decay,
   threshold, in-place reset): the cost of the arithmetic alone.
 
-Memory: peak RSS (kernel high-water mark, reset with `/proc/self/clear_refs`) during the
-measured step minus the RSS just before it, after a warm-up step, `gc` and `malloc_trim`;
-workers run with glibc's mmap threshold fixed at 64 KiB (`MALLOC_MMAP_THRESHOLD_=65536`), so
+Timing: each timed process runs under glibc's default allocator, as a user runs, and alone
+(the suite holds a lock; see issue 13); speed ratios between libraries come from interleaved
+rounds (section "Speed ratios"). Memory: measured in a separate process, peak RSS (kernel
+high-water mark, reset with `/proc/self/clear_refs`) during the measured step minus the RSS
+just before it, after a warm-up step, `gc` and `malloc_trim`; memory processes run with
+glibc's mmap threshold fixed at 64 KiB (`MALLOC_MMAP_THRESHOLD_=65536`), so
 every block of 64 KiB or more returns to the OS when freed (with the default, dynamic
 threshold RSS depends on allocation history). Per-step tensors of a BPTT graph are smaller
 (a `[64, 128]` float32 state is 32 KiB) and live in the heap, whose fragmentation is part of
@@ -90,7 +109,8 @@ the RSS a user sees: it is why the RSS of the BPTT libraries is several times th
 backward". That column is the peak of the bytes autograd holds saved (distinct live storages,
 counted through `torch.autograd.graph.saved_tensors_hooks` in a separate step), independent of
 the allocator; for tracetorch it is its one-step local graphs, built in backward.
-Accuracy runs: Adam, batch 64, cross-entropy on the readout at the last step, seeds vary the
+Accuracy runs: `--jobs` of them at once (their training times are not speed figures), Adam,
+batch 64, cross-entropy on the readout at the last step, seeds vary the
 initialisation, split and spike noise. Evidence tasks use a readout whose time constant is the
 trial length (beta = 1 - 1/T) in every method, and tracetorch traces with horizon T (the
 evidence is at the start of the trial; the default horizon of 20 steps would see only the
@@ -107,6 +127,142 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
         out = ROOT / "out" / "bench-quick"
         return out / "results", out / "benchmarks.md", out / "img"
     return RESULTS, ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "img"
+
+
+def _merge_rows(path: Path, rows: list[dict], settings: dict[str, Any]) -> None:
+    """Write ``rows`` to ``path``, keeping the rows of other tasks already there (so that
+    ``--tasks evidence-1000`` adds to the accuracy results rather than replacing them)."""
+    old = read_json(path) or {}
+    keys = {r.get("key") for r in rows}
+    kept = [r for r in old.get("rows", []) if r.get("key") not in keys]
+    write_json(path, {"settings": settings, "rows": kept + rows})
+
+
+def _run_cases(
+    args: argparse.Namespace,
+    cases: list[str],
+    results: Path,
+    env: dict[str, Any],
+    libs: list[str],
+    peers_missing: dict[str, str],
+    cost_cfg: dict[str, Any],
+    ratio_cfg: dict[str, Any],
+    acc_cfg: dict[str, Any],
+    tasks: dict[str, dict[str, Any]],
+    t_start: float,
+) -> None:
+    """Run ``cases`` in order (the caller holds the suite lock); write their JSON."""
+    pre = None
+    if TIMED_CASES & set(cases):
+        # --quick is a validation run (out/, not published): it warns instead of refusing
+        pre = wait_until_quiet(args.allow_load or args.quick, what="the timed cases")
+    old_env = read_json(results / "env.json") or {}
+    loads: dict[str, Any] = dict(old_env.get("cases") or {})
+
+    def begin(name: str) -> dict[str, Any]:
+        print(f"== {name}")
+        return {
+            "before": snapshot(),
+            "start": time.monotonic(),
+            "commit": env.get("commit"),
+            "date": env.get("date"),
+        }
+
+    def end(name: str, rec: dict[str, Any]) -> None:
+        rec["after"] = snapshot()
+        rec["wall_s"] = round(time.monotonic() - rec.pop("start"), 1)
+        loads[name] = rec
+        write_json(
+            results / "env.json",
+            {**env, "peers_missing": peers_missing, "pre": pre, "cases": loads},
+        )
+
+    write_json(
+        results / "env.json", {**env, "peers_missing": peers_missing, "pre": pre, "cases": loads}
+    )
+    if "dynamics" in cases:
+        from .dynamics import agreement
+
+        rec = begin("dynamics")
+        write_json(
+            results / "dynamics.json", agreement(["snntorch", "norse", "spikingjelly", "floor"])
+        )
+        end("dynamics", rec)
+    if "ratio" in cases:
+        rec = begin("ratio: interleaved training-step speed ratios")
+        ratio_libs = [lib for lib in RATIO_LIBRARIES if lib not in peers_missing]
+        doc = run_ratio(ratio_libs, ratio_cfg["steps"], ratio_cfg["rounds"])
+        doc["settings"]["missing"] = {
+            k: v for k, v in peers_missing.items() if k in RATIO_LIBRARIES
+        }
+        write_json(results / "ratio.json", {"machine": env, "pre": pre, **doc})
+        end("ratio", rec)
+    if "cost" in cases:
+        rec = begin("cost vs sequence length")
+        usable = [lib for lib in libs if lib.replace("-bptt", "") not in peers_missing]
+        rows = run_cost(
+            usable,
+            cost_cfg["steps"],
+            budget_s=cost_cfg["budget_s"],
+            max_reps=cost_cfg["max_reps"],
+            mem_cap_gb=cost_cfg["mem_cap_gb"],
+        )
+        rows += [
+            {"library": lib, "steps": t, "error": peers_missing[lib]}
+            for lib in libs
+            if lib in peers_missing
+            for t in cost_cfg["steps"]
+        ]
+        write_json(
+            results / "cost.json", {"settings": cost_cfg, "machine": env, "pre": pre, "rows": rows}
+        )
+        end("cost", rec)
+    if "accuracy" in cases or "fidelity" in cases:
+        rec = begin("accuracy and gradient fidelity")
+        methods = METHODS if "accuracy" in cases else ["tracetorch-trace"]
+        run_tasks = (
+            tasks
+            if "accuracy" in cases
+            else {k: v for k, v in tasks.items() if k in FIDELITY_TASKS}
+        )
+        rows = run_accuracy(
+            run_tasks,
+            [m for m in methods if not (m == "snntorch-bptt" and "snntorch" in peers_missing)],
+            acc_cfg["seeds"],
+            jobs=acc_cfg["jobs"],
+            budget_s=acc_cfg["budget_s"],
+        )
+        for r in rows:
+            r.setdefault("commit", env.get("commit"))
+            r.setdefault("date", env.get("date"))
+        _merge_rows(results / "accuracy.json", rows, acc_cfg)
+        end("accuracy", rec)
+    if "ablation" in cases:
+        rec = begin("ablation: trace-learning options")
+        abl_tasks = {k: v for k, v in tasks.items() if k in ABLATION_TASKS}
+        if args.quick:  # two epochs of digits say nothing about an option
+            abl_tasks.pop("digits", None)
+        rows = run_accuracy(
+            abl_tasks,
+            ["tracetorch-trace"],
+            acc_cfg["seeds"],
+            jobs=acc_cfg["jobs"],
+            budget_s=acc_cfg["budget_s"],
+            fidelity_tasks=set(),
+            variants=list(VARIANTS),
+        )
+        _merge_rows(results / "ablation.json", rows, acc_cfg)
+        end("ablation", rec)
+    write_json(
+        results / "env.json",
+        {
+            **env,
+            "peers_missing": peers_missing,
+            "pre": pre,
+            "cases": loads,
+            "wall_s": time.monotonic() - t_start,
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -126,6 +282,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, help="accuracy runs at once (default 2)")
     parser.add_argument("--mem-cap-gb", type=float, help="skip cost runs above this RSS")
     parser.add_argument("--budget", type=float, help="seconds per cost (library, T) run")
+    parser.add_argument("--ratio-steps", help="ratio-case sequence lengths (default 100,1000)")
+    parser.add_argument("--rounds", type=int, help="ratio-case interleaved rounds (default 9)")
+    parser.add_argument(
+        "--allow-load",
+        action="store_true",
+        help="time even if the machine is busy (loudly marked; not for publication)",
+    )
     args = parser.parse_args(argv)
 
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -140,6 +303,11 @@ def main(argv: list[str] | None = None) -> None:
         cost_cfg["mem_cap_gb"] = args.mem_cap_gb
     if args.budget:
         cost_cfg["budget_s"] = args.budget
+    ratio_cfg = dict(cfg["ratio"])
+    if args.ratio_steps:
+        ratio_cfg["steps"] = [int(s) for s in args.ratio_steps.split(",")]
+    if args.rounds:
+        ratio_cfg["rounds"] = args.rounds
     acc_cfg = dict(cfg["accuracy"])
     if args.seeds:
         acc_cfg["seeds"] = [int(s) for s in args.seeds.split(",")]
@@ -148,10 +316,10 @@ def main(argv: list[str] | None = None) -> None:
     tasks = quick_tasks() if args.quick else dict(FULL_TASKS)
     if args.tasks:
         wanted = args.tasks.split(",")
-        missing = [t for t in wanted if t not in FULL_TASKS]
-        if missing:
-            parser.error(f"unknown task(s) {missing}; expected some of {sorted(FULL_TASKS)}")
-        tasks = {t: tasks.get(t, FULL_TASKS[t]) for t in wanted}
+        try:
+            tasks = {t: tasks.get(t) or task_config(t) for t in wanted}
+        except ValueError as e:
+            parser.error(str(e))
 
     results, md, img = _paths(args)
     set_threads(1)
@@ -169,70 +337,24 @@ def main(argv: list[str] | None = None) -> None:
     _, peers_missing = available(base_libs)
 
     if not args.report_only:
-        write_json(results / "env.json", {**env, "peers_missing": peers_missing})
-        if "dynamics" in cases:
-            from .dynamics import agreement
-
-            print("== dynamics check")
-            write_json(
-                results / "dynamics.json", agreement(["snntorch", "norse", "spikingjelly", "floor"])
-            )
-        if "cost" in cases:
-            print("== cost vs sequence length")
-            usable = [lib for lib in libs if lib.replace("-bptt", "") not in peers_missing]
-            rows = run_cost(
-                usable,
-                cost_cfg["steps"],
-                budget_s=cost_cfg["budget_s"],
-                max_reps=cost_cfg["max_reps"],
-                mem_cap_gb=cost_cfg["mem_cap_gb"],
-            )
-            rows += [
-                {"library": lib, "steps": t, "error": peers_missing[lib]}
-                for lib in libs
-                if lib in peers_missing
-                for t in cost_cfg["steps"]
-            ]
-            write_json(results / "cost.json", {"settings": cost_cfg, "rows": rows})
-        if "accuracy" in cases or "fidelity" in cases:
-            print("== accuracy and gradient fidelity")
-            methods = METHODS if "accuracy" in cases else ["tracetorch-trace"]
-            run_tasks = (
-                tasks
-                if "accuracy" in cases
-                else {k: v for k, v in tasks.items() if k in FIDELITY_TASKS}
-            )
-            rows = run_accuracy(
-                run_tasks,
-                [m for m in methods if not (m == "snntorch-bptt" and "snntorch" in peers_missing)],
-                acc_cfg["seeds"],
-                jobs=acc_cfg["jobs"],
-                budget_s=acc_cfg["budget_s"],
-            )
-            write_json(results / "accuracy.json", {"settings": acc_cfg, "rows": rows})
-        if "ablation" in cases:
-            print("== ablation: trace-learning options")
-            abl_tasks = {k: v for k, v in tasks.items() if k in ABLATION_TASKS}
-            if args.quick:  # two epochs of digits say nothing about an option
-                abl_tasks.pop("digits", None)
-            rows = run_accuracy(
-                abl_tasks,
-                ["tracetorch-trace"],
-                acc_cfg["seeds"],
-                jobs=acc_cfg["jobs"],
-                budget_s=acc_cfg["budget_s"],
-                fidelity_tasks=set(),
-                variants=list(VARIANTS),
-            )
-            write_json(results / "ablation.json", {"settings": acc_cfg, "rows": rows})
-        write_json(
-            results / "env.json",
-            {
-                **env,
-                "peers_missing": peers_missing,
-                "wall_s": time.monotonic() - t_start,
-            },
-        )
+        try:
+            with SuiteLock(command):
+                _run_cases(
+                    args,
+                    cases,
+                    results,
+                    env,
+                    libs,
+                    peers_missing,
+                    cost_cfg,
+                    ratio_cfg,
+                    acc_cfg,
+                    tasks,
+                    t_start,
+                )
+        except BusyError as e:
+            loud(str(e))
+            raise SystemExit(2) from None
 
     env = read_json(results / "env.json") or env
     cost = read_json(results / "cost.json")
@@ -255,6 +377,8 @@ def main(argv: list[str] | None = None) -> None:
         settings,
         env.get("peers_missing", peers_missing),
         (ablation or {}).get("rows"),
+        ratio=read_json(results / "ratio.json"),
+        temporal=read_json(results / "temporal.json"),
     )
     print(f"== report: {md}")
 

@@ -1,0 +1,335 @@
+"""GPU checks for the day a device is lent: ``python -m benchmarks.gpu_check`` (via gpu_check.sh).
+
+1. **gradients**: the same small network (``LIF(16, 32) -> LIF(32, 32) -> LI(32, 5)`` and an
+   ``RLIF`` net for eligibility), float64, on CUDA and on CPU from the same weights and input:
+   forward outputs and the gradients of trace learning, BPTT and eligibility must agree
+   (``rtol=atol=1e-9``);
+2. **speed and memory vs T**: a training step (reset, ``T`` steps streamed in chunks,
+   cross-entropy on the last readout, backward, Adam step) of ``64 - H - H - 10`` (LIF, LIF, LI)
+   at batch ``B``, for tracetorch (trace learning) and snnTorch (BPTT), ``T`` in ``--steps``:
+   wall time (``torch.cuda.synchronize`` around it) and ``torch.cuda.max_memory_allocated``
+   above the memory allocated before the step. ``T`` runs in increasing order and a case
+   predicted (linearly in ``T`` from the last one) to pass ``--case-budget`` seconds or 80 %
+   of the device's memory is skipped, with the reason;
+3. **torch.compile of the LIF chunk recursion** (``--compile``, a prototype: ``src/`` is not
+   changed): the per-step loop of ``tt.functional.lif_run_`` (three kernels per step) against
+   the same loop for a fixed chunk length compiled with ``torch.compile`` (inductor fuses it);
+   checks equal spikes and prints microseconds per step and the compile time.
+
+Prints one line per result and writes ``--json`` if given. ``--device cpu`` runs the same code
+on the CPU (tiny sizes, to check this module without a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import tracetorch as tt
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------- 1. gradients
+def _nets(mode: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if mode == "eligibility":
+        net = tt.nn.Sequential(tt.nn.RLIF(16, 32), tt.nn.LI(32, 5))
+    else:
+        net = tt.nn.Sequential(tt.nn.LIF(16, 32), tt.nn.LIF(32, 32), tt.nn.LI(32, 5))
+    return net.double()
+
+
+def _grads(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str) -> dict:
+    tt.learning.set_learning(net, mode)
+    net.zero_grad(set_to_none=True)
+    net.reset_states()
+    out = net(x)
+    F.cross_entropy(out[-1], y).backward()
+    grads = {n: p.grad.detach().cpu() for n, p in net.named_parameters() if p.grad is not None}
+    return {"out": out.detach().cpu(), **grads}
+
+
+def check_gradients(device: torch.device) -> list[dict[str, Any]]:
+    """CUDA vs CPU forward and gradients per learning mode; one row per mode."""
+    rows = []
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.rand(60, 4, 16, generator=gen) < 0.3).double()
+    y = torch.tensor([0, 1, 2, 3])
+    for mode in ("trace", "bptt", "eligibility"):
+        cpu = _nets(mode)
+        dev = _nets(mode).to(device)
+        ref = _grads(cpu, x, y, mode)
+        got = _grads(dev, x.to(device), y.to(device), mode)
+        worst, bad = 0.0, []
+        for name, r in ref.items():
+            g = got.get(name)
+            if g is None:
+                bad.append(f"{name}: no gradient on {device}")
+                continue
+            err = float((g - r).abs().max()) if r.numel() else 0.0
+            worst = max(worst, err / (1e-12 + float(r.abs().max()) if r.numel() else 1.0))
+            if not torch.allclose(g, r, rtol=1e-9, atol=1e-9):
+                bad.append(f"{name}: max |diff| {err:.2e}")
+        rows.append({"mode": mode, "ok": not bad, "worst_rel": worst, "problems": bad})
+        print(
+            f"gradients {mode:11s} {device} vs cpu: {'OK' if not bad else 'MISMATCH'} "
+            f"(worst relative diff {worst:.1e}) {'; '.join(bad)}",
+            flush=True,
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------- 2. speed
+def _runner(lib: str, hidden: int, device: torch.device):
+    from .common import NetSpec
+    from .peers import build
+
+    spec = NetSpec(hidden=(hidden, hidden))
+    runner = build(lib, spec)
+    runner.module.to(device)
+    return runner, spec
+
+
+def time_step(
+    lib: str, batch: int, hidden: int, steps: int, chunk: int, device: torch.device
+) -> dict[str, Any]:
+    """One warm-up and one timed training step; wall seconds and peak bytes above baseline."""
+    torch.manual_seed(0)
+    runner, spec = _runner(lib, hidden, device)
+    opt = torch.optim.Adam(runner.parameters(), lr=1e-3)
+    y = torch.randint(0, spec.n_out, (batch,), device=device)
+
+    def step(n: int) -> None:
+        runner.reset()
+        out = None
+        for start in range(0, n, chunk):
+            t = min(chunk, n - start)
+            x = torch.rand(t, batch, spec.n_in, device=device).lt_(0.2).float()
+            out = None
+            out = runner.run(x)
+        loss = F.cross_entropy(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step(min(steps, chunk))  # warm-up: kernels, Adam state, allocator
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    t0 = time.perf_counter()
+    step(steps)
+    _sync(device)
+    wall = time.perf_counter() - t0
+    row = {"library": lib, "batch": batch, "hidden": hidden, "steps": steps, "train_s": wall}
+    if device.type == "cuda":
+        row["peak_bytes"] = torch.cuda.max_memory_allocated(device) - base
+    return row
+
+
+def speed_vs_t(
+    libs: list[str],
+    batch: int,
+    hidden: int,
+    steps_list: list[int],
+    chunk: int,
+    device: torch.device,
+    case_budget_s: float,
+    deadline: float,
+) -> list[dict[str, Any]]:
+    total_mem = (
+        torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
+    )
+    rows = []
+    for lib in libs:
+        last: dict[str, Any] | None = None
+        for steps in sorted(steps_list):
+            why = None
+            if last is not None:
+                scale = steps / last["steps"]
+                t_pred = last["train_s"] * scale
+                m_pred = last.get("peak_bytes", 0) * scale
+                if t_pred > case_budget_s:
+                    why = f"predicted {t_pred:.0f} s > {case_budget_s:.0f} s budget"
+                elif total_mem and m_pred > 0.8 * total_mem:
+                    why = f"predicted {m_pred / 2**30:.0f} GiB > 80 % of {total_mem / 2**30:.0f}"
+            if why is None and time.monotonic() + (t_pred if last else 0) * 2 > deadline:
+                why = "out of the script's overall time"
+            if why:
+                row = {"library": lib, "steps": steps, "skipped": why}
+                print(f"speed {lib:10s} B={batch} H={hidden} T={steps:>7,d}: skipped ({why})")
+            else:
+                try:
+                    row = time_step(lib, batch, hidden, steps, chunk, device)
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()  # the step's network and graph are gone now
+                except torch.cuda.OutOfMemoryError as e:
+                    row = {"library": lib, "steps": steps, "skipped": f"out of memory: {e}"[:200]}
+                    torch.cuda.empty_cache()
+                peak = row.get("peak_bytes")
+                print(
+                    f"speed {lib:10s} B={batch} H={hidden} T={steps:>7,d}: "
+                    + (
+                        row.get("skipped")
+                        or f"{row['train_s']:8.3f} s/step, {row['train_s'] / steps * 1e6:7.1f} "
+                        f"us per time step"
+                        + (f", peak {peak / 2**20:9.1f} MiB" if peak is not None else "")
+                    ),
+                    flush=True,
+                )
+                if "train_s" in row:
+                    last = row
+            rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- 3. compile
+def _lif_loop(c: torch.Tensor, m: torch.Tensor, beta: torch.Tensor, theta: torch.Tensor):
+    """The recursion of ``lif_run_`` (subtractive reset), out of place: ``(spikes, m)``."""
+    out = []
+    for t in range(c.shape[0]):
+        m = beta * m + c[t]
+        s = (m >= theta).to(c.dtype)
+        m = m - theta * s
+        out.append(s)
+    return torch.stack(out), m
+
+
+def compile_case(
+    batch: int, hidden: int, chunk: int, steps: int, device: torch.device
+) -> dict[str, Any]:
+    """Eager ``lif_run_`` vs the chunk loop compiled by ``torch.compile``: us/step, equality."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    c = torch.randn(steps, batch, hidden, device=device, generator=gen) * 0.5 + 0.3
+    beta = torch.full((hidden,), 0.9, device=device)
+    theta = torch.full((hidden,), 1.0, device=device)
+    m0 = torch.zeros(batch, hidden, device=device)
+    params = tt.functional.LIFParams(beta, theta)
+
+    def eager() -> torch.Tensor:
+        m, outs = m0, []
+        for start in range(0, steps, chunk):
+            s, st = tt.functional.lif_run_(
+                c[start : start + chunk].clone(), tt.functional.LIFState(m), params
+            )
+            m = st.membrane
+            outs.append(s)
+        return torch.cat(outs)
+
+    t0 = time.perf_counter()
+    compiled = torch.compile(_lif_loop, dynamic=False, fullgraph=True)
+    compiled(c[:chunk], m0, beta, theta)  # compiles for this chunk length
+    _sync(device)
+    compile_s = time.perf_counter() - t0
+
+    def fused() -> torch.Tensor:
+        m, outs = m0, []
+        for start in range(0, steps - steps % chunk, chunk):
+            s, m = compiled(c[start : start + chunk], m, beta, theta)
+            outs.append(s)
+        return torch.cat(outs)
+
+    def timed(fn) -> tuple[float, torch.Tensor]:
+        with torch.no_grad():
+            fn()
+            _sync(device)
+            t0 = time.perf_counter()
+            out = fn()
+            _sync(device)
+        return (time.perf_counter() - t0) / steps * 1e6, out
+
+    usable = steps - steps % chunk
+    eager_us, ref = timed(eager)
+    fused_us, got = timed(fused)
+    same = bool(torch.equal(ref[:usable], got))
+    row = {
+        "batch": batch,
+        "hidden": hidden,
+        "chunk": chunk,
+        "steps": steps,
+        "eager_us_per_step": eager_us,
+        "compiled_us_per_step": fused_us,
+        "compile_s": compile_s,
+        "spikes_equal": same,
+    }
+    print(
+        f"compile B={batch} H={hidden} chunk={chunk}: eager lif_run_ {eager_us:.1f} us/step, "
+        f"torch.compile'd chunk {fused_us:.1f} us/step ({eager_us / fused_us:.2f}x), compile "
+        f"{compile_s:.1f} s, spikes {'equal' if same else 'DIFFER'}",
+        flush=True,
+    )
+    return row
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=1024)
+    parser.add_argument("--steps", default="1000,10000,100000")
+    parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument("--libs", default="tracetorch,snntorch")
+    parser.add_argument("--case-budget", type=float, default=40.0, help="s per speed case")
+    parser.add_argument("--total", type=float, default=200.0, help="s for the whole module")
+    parser.add_argument("--compile", action="store_true", help="the torch.compile prototype")
+    parser.add_argument("--skip-gradients", action="store_true")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args(argv)
+    deadline = time.monotonic() + args.total
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: SKIP: no CUDA device (torch.cuda.is_available() is False)")
+        return 0
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        print(f"device: {p.name}, {p.total_memory / 2**30:.0f} GiB; torch {torch.__version__}")
+    result: dict[str, Any] = {"device": str(device), "torch": torch.__version__}
+    ok = True
+    if not args.skip_gradients:
+        result["gradients"] = check_gradients(device)
+        ok = all(r["ok"] for r in result["gradients"])
+    from .peers import available
+
+    libs, missing = available(args.libs.split(","))
+    for lib, why in missing.items():
+        print(f"speed {lib}: not available ({why})")
+    result["speed"] = speed_vs_t(
+        libs,
+        args.batch,
+        args.hidden,
+        [int(s) for s in args.steps.split(",")],
+        args.chunk,
+        device,
+        args.case_budget,
+        deadline,
+    )
+    if args.compile:
+        if time.monotonic() + 60 > deadline:
+            print("compile: skipped (out of the script's overall time)")
+        else:
+            try:
+                result["compile"] = compile_case(args.batch, args.hidden, 16, 80 * 16, device)
+                ok = ok and result["compile"]["spikes_equal"]
+            except Exception as e:  # noqa: BLE001 - a prototype: report, do not fail the check
+                print(f"compile: failed ({type(e).__name__}: {str(e)[:300]})")
+                result["compile"] = {"error": f"{type(e).__name__}: {e}"[:500]}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    print("gpu_check: " + ("OK" if ok else "FAILED (see MISMATCH above)"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# GPU checks, one script, under 5 minutes on one GPU: bash benchmarks/gpu_check.sh
+#
+# 1. the tests that need CUDA (they skip without it): pytest -k cuda
+# 2. CUDA vs CPU forward and gradients of trace learning, BPTT and eligibility
+#    (python -m benchmarks.gpu_check)
+# 3. training-step time and peak CUDA memory (torch.cuda.max_memory_allocated) vs T for
+#    tracetorch and snnTorch at B=256, H=1024, T in {1e3, 1e4, 1e5}; a case predicted to
+#    pass its time budget (40 s) or 80 % of the device memory is skipped, with the reason
+# 4. the torch.compile prototype of the LIF chunk recursion (speed and equality)
+#
+# On a machine without CUDA it prints "gpu_check: SKIP: ..." and exits 0.
+# PYTHON=... picks the interpreter (default: .venv/bin/python if present, else python3).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
+elif [ -x .venv/bin/python ]; then PY=.venv/bin/python
+else PY=python3; fi
+
+if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    echo "gpu_check: SKIP: no CUDA device (torch.cuda.is_available() is False); nothing checked"
+    exit 0
+fi
+OUT=${OUT:-out/gpu-check}
+mkdir -p "$OUT"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+status=0
+echo "== 1. CUDA tests (pytest -k cuda)"
+timeout 60 "$PY" -m pytest -q -rs -k cuda tests/ -p no:cacheprovider || status=1
+echo "== 2-4. gradients, speed and memory vs T, torch.compile prototype"
+timeout 220 "$PY" -m benchmarks.gpu_check --compile --total 150 --json "$OUT/gpu_check.json" \
+    || status=1
+echo "gpu_check: results in $OUT/gpu_check.json; exit $status"
+exit $status

@@ -1,0 +1,142 @@
+"""The benchmark suite's own machinery: the quiet-machine guard, interleaved ratios, tasks,
+the temporal table and the GPU check's behaviour without a GPU (issue 13)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from benchmarks import guard, ratio
+from benchmarks.accuracy import FULL_TASKS, HARD_CONTRAST, task_config
+from benchmarks.common import ROOT
+from benchmarks.report import _temporal_table
+
+
+# ----------------------------------------------------------------------------- guard
+def test_a_second_suite_lock_is_refused(tmp_path):
+    path = tmp_path / "lock"
+    with guard.SuiteLock("first", path):
+        with pytest.raises(guard.BusyError, match="first"), guard.SuiteLock("second", path):
+            pass
+    with guard.SuiteLock("third", path):  # released on exit
+        pass
+
+
+def test_too_busy_reads_load_and_busy_cores():
+    cores = os.cpu_count() or 1
+    quiet = {"loadavg": [0.1 * cores, 0, 0], "busy_cores": 0.0}
+    assert guard.too_busy(quiet) is None
+    assert "load average" in guard.too_busy({"loadavg": [cores, 0, 0], "busy_cores": 0.0})
+    busy = {"loadavg": [0.0, 0, 0], "busy_cores": 0.9 * cores}
+    assert "busy" in guard.too_busy(busy)
+    assert guard.too_busy({"loadavg": [cores, 0, 0]}, use_loadavg=False) is None
+
+
+def test_wait_until_quiet_refuses_or_warns(monkeypatch, capsys):
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(guard, "snapshot", lambda w=0.3: {"loadavg": [cores, 0, 0]})
+    with pytest.raises(guard.BusyError, match="--allow-load"):
+        guard.wait_until_quiet(False, wait_s=0)
+    snap = guard.wait_until_quiet(True, wait_s=0)
+    assert snap["forced"] and not snap["quiet"]
+    assert "not quiet" in capsys.readouterr().err
+    monkeypatch.setattr(guard, "snapshot", lambda w=0.3: {"loadavg": [0.0, 0, 0]})
+    assert guard.wait_until_quiet(False, wait_s=0)["quiet"]
+
+
+# ----------------------------------------------------------------------------- ratios
+def test_summarize_flags_a_wide_spread():
+    tight = ratio.summarize([6.0, 6.2, 6.1, 6.3, 6.1])
+    assert tight["median"] == 6.1 and not tight["flagged"]
+    assert tight["q1"] == 6.1 and tight["q3"] == 6.2
+    wide = ratio.summarize([5.0, 6.1, 7.0])
+    assert wide["flagged"] and wide["spread"] == pytest.approx(2.0 / 6.1)
+    assert ratio.summarize([6.0, 6.0])["flagged"]  # too few rounds to tell
+
+
+def test_interleaved_measurement_takes_turns():
+    doc = ratio.measure(["tracetorch", "tracetorch-bptt"], steps=30, rounds=3, log=lambda _: None)
+    assert doc["order"] == [
+        ["tracetorch", "tracetorch-bptt"],
+        ["tracetorch-bptt", "tracetorch"],
+        ["tracetorch", "tracetorch-bptt"],
+    ]
+    r = doc["ratios"]["tracetorch-bptt"]
+    assert r["n"] == 3 and r["min"] <= r["median"] <= r["max"]
+    assert len(doc["times"]["tracetorch"]["values"]) == 3 and len(doc["loads"]) == 3
+
+
+# ----------------------------------------------------------------------------- tasks
+def test_evidence_tasks_by_name():
+    assert task_config("evidence-1000")["task_kwargs"] == {"delay": 1000}
+    hard = task_config("evidence-hard-2500")["task_kwargs"]
+    assert hard == {"delay": 2500, "contrast": list(HARD_CONTRAST)}
+    assert "evidence-hard-1000" in FULL_TASKS and FULL_TASKS["digits"]["task"] == "digits"
+    with pytest.raises(ValueError, match="evidence-hard-<delay>"):
+        task_config("evidence-long")
+
+
+def test_hard_evidence_is_a_valid_task():
+    import tracetorch as tt
+
+    cfg = task_config("evidence-hard-10")
+    task = tt.data.get_task(cfg["task"], seed=0, **cfg["task_kwargs"])
+    assert task.contrast == HARD_CONTRAST and task.steps == 100 + 10 + 20
+
+
+# ----------------------------------------------------------------------------- temporal
+def test_temporal_table_means_and_gru_last():
+    rows = [
+        {"task": "order", "net": "gru", "mode": "bptt", "seed": 0, "test_accuracy": 0.9},
+        {"task": "order", "net": "lif", "mode": "bptt", "seed": 0, "test_accuracy": 0.8},
+        {"task": "order", "net": "lif", "mode": "trace", "seed": 0, "test_accuracy": 0.5},
+        {"task": "order", "net": "lif", "mode": "trace", "seed": 1, "test_accuracy": 0.7},
+    ]
+    lines = _temporal_table(rows).splitlines()[2:]
+    assert lines[0].startswith("| order | lif | trace | 60.0 +- 14.1 | 2 |")
+    assert lines[1].startswith("| order | lif | bptt | 80.0 | 1 |")
+    assert lines[2].startswith("| order | GRU (non-spiking ceiling) | bptt | 90.0 |")
+
+
+# ----------------------------------------------------------------------------- GPU check
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a CPU-only machine")
+def test_gpu_check_script_skips_cleanly_without_cuda():
+    env = {**os.environ, "PYTHON": sys.executable}
+    proc = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        "gpu_check: SKIP: no CUDA device (torch.cuda.is_available() is False); nothing checked"
+    )
+
+
+def test_gpu_check_module_runs_on_cpu(capsys):
+    from benchmarks import gpu_check
+
+    code = gpu_check.main(
+        [
+            "--device",
+            "cpu",
+            "--batch",
+            "2",
+            "--hidden",
+            "8",
+            "--steps",
+            "20,40",
+            "--chunk",
+            "10",
+            "--libs",
+            "tracetorch",
+            "--total",
+            "60",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "gpu_check: OK" in out
+    assert out.count("gradients") == 3 and "OK (worst" in out
+    assert "T=     40" in out
