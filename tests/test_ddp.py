@@ -36,7 +36,7 @@ def _data():
 
 def _net():
     torch.manual_seed(0)
-    return tt.nn.Sequential(tt.nn.LIF(10, 16), tt.nn.LI(16, 4))
+    return tt.nn.Sequential(tt.nn.LIF(10, 16), tt.nn.LI(16, 4, learn_beta=True))
 
 
 def _train(model, net, x, y):

@@ -165,7 +165,7 @@ def test_layer_backward_accumulates_and_returns_upstream_signal():
 
 def test_trace_gradient_is_the_local_graph_gradient():
     """What autograd delivers is the gradient of ``average_output(average_input())``."""
-    layer = tt.nn.LIS(6, 4, dtype=f64, learn_trace_decay=True)
+    layer = tt.nn.LIS(6, 4, dtype=f64, learn_trace_decay=True, learn_beta=True)
     out = layer(torch.rand(8, 3, 6, dtype=f64))
     g = torch.randn(8, 3, 4, dtype=f64)
     out.backward(g)
@@ -307,7 +307,7 @@ def _unrolled_reference(net: tt.nn.Sequential, x: torch.Tensor, y: torch.Tensor)
 @pytest.mark.parametrize("surrogate", ["atan", "fast_sigmoid"])
 def test_bptt_equals_hand_unrolled_reference(surrogate):
     net = tt.nn.Sequential(
-        tt.nn.LIF(6, 10, threshold=0.5, surrogate=surrogate), tt.nn.LI(10, 3)
+        tt.nn.LIF(6, 10, threshold=0.5, surrogate=surrogate), tt.nn.LI(10, 3, learn_beta=True)
     ).double()
     x, y = _spikes(15, 4, 6, dtype=f64), torch.tensor([0, 1, 2, 1])
     with tt.bptt(net):
@@ -324,7 +324,7 @@ def test_bptt_equals_hand_unrolled_reference(surrogate):
 
 
 def test_bptt_lis_gradients_flow_through_time():
-    layer = tt.nn.LIS(5, 3, learning="bptt", dtype=f64)
+    layer = tt.nn.LIS(5, 3, learning="bptt", dtype=f64, learn_beta=True)
     x = torch.rand(6, 2, 5, dtype=f64, requires_grad=True)
     out = layer(x)
     torch.log(out[-1][:, 0]).sum().backward()

@@ -93,7 +93,7 @@ def test_one_autograd_node_per_layer(steps):
     # The LI node's inputs: the LIF node below it and one AccumulateGrad per parameter.
     below = [type(fn).__name__ for fn, _ in out_fn.next_functions if fn is not None]
     assert below.count("TraceFunctionBackward") == 1
-    assert below.count("AccumulateGrad") == 3  # weight, bias, beta_raw
+    assert below.count("AccumulateGrad") == 2  # weight, bias (a readout's beta: fixed)
     # Nothing else grows with T: the graph has the same nodes as that of a one-step sequence.
     assert sorted(map(_type_name, nodes)) == sorted(map(_type_name, _graph_at(1)))
     assert len(_graph_at(steps, bptt=True)) > 4 * steps  # the control: BPTT unrolls in T

@@ -229,7 +229,7 @@ def test_decays_stay_below_one_when_the_logit_saturates():
 def test_adam_pushing_beta_up_stays_finite():
     """beta_logit_saturation.py: Adam on a loss that rewards a slower readout."""
     torch.manual_seed(0)
-    layer = tt.nn.LI(8, 3)
+    layer = tt.nn.LI(8, 3, learn_beta=True)
     opt = torch.optim.Adam(layer.parameters(), lr=0.5)
     for _ in range(250):
         layer.reset_states()

@@ -69,6 +69,9 @@ class TraceLayer(nn.Module):
     step: ClassVar[Callable[..., Any]]
     fast_run: ClassVar[Callable[..., Any] | None] = None
     default_trace_decay: ClassVar[float] = 0.95
+    #: Whether ``beta`` learns unless ``learn_beta`` says otherwise (readouts: no; see
+    #: ``docs/defaults.md``).
+    default_learn_beta: ClassVar[bool] = True
     #: Raise when the state becomes NaN or infinite during a call (a NaN input otherwise hides
     #: behind spikes that stay 0/1). One small reduction per call; turn off for speed on a GPU.
     check_finite: ClassVar[bool] = True
@@ -85,7 +88,7 @@ class TraceLayer(nn.Module):
         bias_correction: bool = True,
         learn_weight: bool = True,
         learn_bias: bool = True,
-        learn_beta: bool = True,
+        learn_beta: bool | None = None,
         learn_trace_decay: bool = False,
         learning: str = "trace",
         chunk_size: int | None = None,
@@ -136,7 +139,7 @@ class TraceLayer(nn.Module):
         self.weight.requires_grad_(learn_weight)
         if self.bias is not None:
             self.bias.requires_grad_(learn_bias)
-        self.beta_raw.requires_grad_(learn_beta)
+        self.beta_raw.requires_grad_(self.default_learn_beta if learn_beta is None else learn_beta)
         self.trace_decay_raw.requires_grad_(learn_trace_decay)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -503,6 +506,6 @@ class TraceLayer(nn.Module):
         return [
             ("learn_weight", self.weight, True),
             ("learn_bias", self.bias, True),
-            ("learn_beta", self.beta_raw, True),
+            ("learn_beta", self.beta_raw, self.default_learn_beta),
             ("learn_trace_decay", self.trace_decay_raw, False),
         ]

@@ -25,8 +25,9 @@ class LI(TraceLayer):
     Args: as :class:`LIF` (``in_features``, ``out_features``, ``bias``, ``beta``,
     ``trace_decay`` / ``horizon``, ``bias_correction``, ``learn_*``, ``learning``), without
     threshold, rate function or surrogate. ``beta`` defaults to 0.99: a slow readout
-    accumulates evidence over the sequence and holds it over long delays (see
-    ``docs/defaults.md``).
+    accumulates evidence over the sequence and holds it over long delays; it does not learn
+    unless ``learn_beta=True`` (in trace mode its gradient is a temperature that diverged on a
+    temporal task; see ``docs/defaults.md``).
 
     Shape:
         - Input: ``[B, in_features]`` or ``[T, B, in_features]``.
@@ -47,6 +48,7 @@ class LI(TraceLayer):
     state_type = tf.LIState
     step = staticmethod(tf.li_step)
     fast_run = staticmethod(tf.li_run_)
+    default_learn_beta = False  # trace mode: a temperature gradient that can diverge
 
     def neuron_params(self, bptt: bool) -> tf.LIParams:
         return tf.LIParams(self.beta)
@@ -83,6 +85,7 @@ class LIS(TraceLayer):
     state_type = tf.LIState
     step = staticmethod(tf.lis_step)
     fast_run = staticmethod(tf.lis_run_)
+    default_learn_beta = False
 
     def neuron_params(self, bptt: bool) -> tf.LIParams:
         return tf.LIParams(self.beta)
