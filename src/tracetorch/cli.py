@@ -632,12 +632,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         title = "tracetorch demo (digits, trace learning)"
     else:
         if args.task is None and args.data is None:
-            print(
+            parser.exit(  # as argparse's own errors: SystemExit(2)
+                2,
                 "tracetorch train: error: one of the arguments --task --data is required "
-                "(see 'tracetorch train --help')",
-                file=sys.stderr,
+                "(see 'tracetorch train --help')\n",
             )
-            return 2
         name = args.task or Path(args.data).stem
         if str(args.out) == "runs/<task>":
             args.out = Path("runs") / name
