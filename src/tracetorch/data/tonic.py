@@ -101,20 +101,20 @@ def bin_events(
             f"events must be a structured array with fields x, t, p (and y for a camera), got {got}"
         )
     has_y = "y" in names
-    k = np.floor((events["t"].astype(np.float64) - start) / dt)
-    keep = (k >= 0) & (k < steps)
-    k = k[keep].astype(np.int64)
-    x = events["x"][keep].astype(np.int64)
-    p = events["p"][keep].astype(np.int64) if polarities > 1 else np.zeros_like(x)
-    y = events["y"][keep].astype(np.int64) if has_y else np.zeros_like(x)
+    x = events["x"].astype(np.int64)
+    p = events["p"].astype(np.int64) if polarities > 1 else np.zeros_like(x)
+    y = events["y"].astype(np.int64) if has_y else np.zeros_like(x)
     for field, values, size in (("x", x, width), ("y", y, height), ("p", p, polarities)):
-        if len(values) and (values.min() < 0 or values.max() >= size):
+        if len(values) and (values.min() < 0 or values.max() >= size):  # any event, kept or not
             bad = values[(values < 0) | (values >= size)][0]
             raise DataError(
                 f"an event has {field} = {bad}, outside the sensor (sensor_size "
                 f"{(width, height, polarities)}: {field} in [0, {size}))"
             )
-    index = ((k * polarities + p) * height + y) * width + x
+    k = np.floor((events["t"].astype(np.float64) - start) / dt)
+    keep = (k >= 0) & (k < steps)
+    k = k[keep].astype(np.int64)
+    index = ((k * polarities + p[keep]) * height + y[keep]) * width + x[keep]
     counts = np.bincount(index, minlength=steps * polarities * height * width)
     frames = torch.from_numpy(counts.astype(np.float32))
     if binary:
