@@ -485,8 +485,6 @@ class Trainer:
                     n, batch_loss_sum, batch_correct = self._distributed_batch(
                         x, y, train, target_from
                     )
-                    if n == 0:
-                        continue
                     loss_sum += batch_loss_sum
                     correct += batch_correct
                     count += n
@@ -525,18 +523,23 @@ class Trainer:
     def _distributed_batch(
         self, x: Any, y: Tensor, train: bool, target_from: int
     ) -> tuple[int, Tensor, Tensor]:
-        """Run this rank's share of a global batch; return the global ``(count, loss sum,
-        correct)``, all-reduced. A batch smaller than the number of ranks leaves a rank
-        nothing: it is skipped in training (every rank must run as many backwards), and adds
-        nothing to an evaluation."""
+        """Run this rank's share ``[rank::world]`` of a global batch; return the global
+        ``(count, loss sum, correct)``, all-reduced.
+
+        Shares may differ by one sample: each rank's loss is weighted by its share of the
+        batch (times the number of ranks), so DDP's average of the gradients is the gradient
+        of the global batch's mean loss. A rank whose share is empty (a last batch smaller
+        than the number of ranks) still takes part in the backward, on the batch's first
+        sample with weight 0, as every rank must run as many backwards; it evaluates nothing.
+        """
         rank, world = self.rank, self.world_size
         n_global = len(y)
         part = slice(rank, None, world)
         n_local = len(range(n_global)[part])
         stats = torch.zeros(3, device=self.device)
-        if train and n_global < world:
-            return 0, stats[1], stats[2]
-        if n_local:
+        if n_local == 0 and train:
+            part = slice(0, 1)  # a stand-in: its loss is weighted 0
+        if n_local or train:
             if isinstance(x, Tensor):
                 x = x[:, part]
             elif isinstance(x, SpikeStream):
@@ -550,9 +553,10 @@ class Trainer:
                 target_from=target_from,
                 loss_weight=n_local * world / n_global,
             )
-            stats[0] = r["loss"].detach().float() * n_local
-            stats[1] = r["correct"].float()
-            stats[2] = n_local
+            if n_local:
+                stats[0] = r["loss"].detach().float() * n_local
+                stats[1] = r["correct"].float()
+                stats[2] = n_local
         dist.all_reduce(stats)
         return int(stats[2].item()), stats[0], stats[1].round().long()
 
