@@ -336,6 +336,8 @@ class Trainer:
         #: backward all-reduces the gradients (stream state lives in buffers: never broadcast)
         self.ddp: nn.Module | None = None
         if self.world_size > 1:
+            if hasattr(self.model, "reset_states"):  # no rank's stream state is copied at init
+                self.model.reset_states()
             self.ddp = nn.parallel.DistributedDataParallel(
                 self.model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
