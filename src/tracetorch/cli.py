@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from . import __version__
 from .learning.modes import LEARNING_MODES
@@ -540,8 +541,6 @@ def _quiet(*args: Any, **kwargs: Any) -> None:
 
 def _rank_and_world() -> tuple[int, int]:
     """This process's rank and the number of processes (``(0, 1)`` without torchrun)."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -550,8 +549,6 @@ def _rank_and_world() -> tuple[int, int]:
 def _start_distributed(args: argparse.Namespace) -> bool:
     """Under torchrun (``WORLD_SIZE`` > 1): join the process group (``nccl`` on CUDA,
     ``gloo`` otherwise) and put this rank on ``cuda:LOCAL_RANK``. Returns whether it did."""
-    import torch.distributed as dist
-
     try:
         world = int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
@@ -650,6 +647,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         distributed = _start_distributed(args)
         run_training(args, title=title)
+        if distributed:  # the others wait for rank 0's files; then all leave the group together
+            dist.barrier()
     except UsageError as e:
         print(f"{prog}: error: {e} (see '{prog} --help')", file=sys.stderr)
         return 2
@@ -677,8 +676,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         if distributed:
-            import torch.distributed as dist
-
             dist.destroy_process_group()
     return 0
 
