@@ -21,13 +21,14 @@ detached after each learning point); memory grows with the window.
 Metrics: loss and accuracy at the end of each sequence, the firing rate of each spiking layer,
 multi-timescale running averages of the training loss and accuracy
 (:class:`~tracetorch.metrics.MultiTimescaleMeter`), time and peak memory per epoch.
+
 **Several processes** (``torchrun``; see ``docs/distributed.md``): when a process group of
 more than one process is initialised, the trainer wraps the model in
-``DistributedDataParallel(broadcast_buffers=False)`` and each process (rank) keeps its share
-``x[:, rank::world]``, ``y[rank::world]`` of every global batch (every rank must be given
-the same data, as a task's seeded batches are); the gradients, losses, accuracies and firing
-rates are those of the global batch. Rank 0 alone saves checkpoints and calls ``log`` and
-``callback``.
+``DistributedDataParallel`` without buffer synchronisation (the stream state is per rank)
+and each process (rank) keeps its share ``x[:, rank::world]``, ``y[rank::world]`` of every
+global batch (every rank must be given the same data, as a task's seeded batches are); the
+gradients, losses, accuracies and firing rates are those of the global batch (a loss that is
+a mean over the batch). Rank 0 alone saves checkpoints and calls ``log`` and ``callback``.
 
 Checkpoints hold the model, the optimizer (and scheduler), the epoch, the history, the meters
 and the RNG state; data are seeded per epoch, so a resumed run repeats the uninterrupted one.
