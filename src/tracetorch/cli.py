@@ -3,8 +3,10 @@
 ``tracetorch demo`` trains a spiking network on scikit-learn's digits with trace learning
 (about 15 s on two CPU cores) and prints the test accuracy, the time and the peak
 memory; it writes a loss/accuracy plot and a spike raster of every layer. ``tracetorch train``
-runs any bundled task (``digits``, ``evidence``, ``yinyang``, ``order``, ``seqdigits``) with
-trace, eligibility or BPTT learning.
+runs any bundled task (``digits``, ``evidence``, ``yinyang``, ``order``, ``seqdigits``), the
+Spiking Heidelberg Digits from a folder (``--task shd --data-dir DIR``) or the user's own
+``.npz`` file (``--data PATH``) with trace, eligibility or BPTT learning. Under
+``torchrun --nproc_per_node N -m tracetorch train ...`` it trains data-parallel (DDP).
 See ``docs/cli.md``.
 
 The command only parses, builds and calls: the networks come from :mod:`tracetorch.models`,
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from . import __version__
 from .learning.modes import LEARNING_MODES
@@ -57,7 +61,11 @@ RECIPES: dict[str, Recipe] = {
     "yinyang": Recipe(steps=50, epochs=20, hidden=128, batch_size=32, lr=2e-3),
     "order": Recipe(steps=100, epochs=30, hidden=128, batch_size=64, lr=3e-3),
     "seqdigits": Recipe(steps=None, epochs=40, hidden=128, batch_size=32, lr=3e-3),
+    # not tuned on the real data (this machine has no copy of SHD): a starting point
+    "shd": Recipe(steps=100, epochs=20, hidden=128, batch_size=64, lr=2e-3),
 }
+#: The recipe of ``--data PATH.npz`` (the steps are the file's): a starting point.
+DATA_RECIPE = Recipe(steps=None, epochs=20, hidden=128, batch_size=32, lr=2e-3)
 
 
 # ---------------------------------------------------------------------- argument parsing
@@ -112,6 +120,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
     return value
 
 
@@ -183,11 +201,42 @@ def make_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
-        help="train on a bundled task: digits, evidence or yinyang",
-        description="Train LIF(hidden) -> LI on a bundled task with trace learning (constant "
-        "memory in the sequence length) or BPTT. Unset options take the task's recipe.",
+        help="train on a bundled task (--task) or your own data (--data PATH.npz)",
+        description="Train LIF(hidden) -> LI on a bundled task, SHD or your own .npz file with "
+        "trace learning (constant memory in the sequence length) or BPTT. Unset options take "
+        "the task's recipe. Under torchrun it trains data-parallel.",
     )
-    train.add_argument("--task", required=True, choices=sorted(RECIPES))
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--task", choices=sorted(RECIPES), help="a bundled task, or shd")
+    source.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="your own data: an .npz file with x [N, T, F] (or [N, T, C, H, W]) and y [N], "
+        "optionally x_test and y_test (docs/data.md)",
+    )
+    train.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="shd: the folder with shd_train.h5 and shd_test.h5",
+    )
+    train.add_argument(
+        "--test-fraction",
+        type=_fraction,
+        default=None,
+        help="--data without x_test/y_test: share of each class held out for testing "
+        "(default 0.2, seeded by --seed)",
+    )
+    train.add_argument(
+        "--dt",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="shd: width of a time bin in seconds (default 0.014; --steps bins)",
+    )
     train.add_argument(
         "--learning",
         choices=LEARNING_MODES,
@@ -199,7 +248,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--steps",
         type=_positive,
         default=None,
-        help="timesteps per sample (digits 25, yinyang 50; not for evidence)",
+        help="timesteps per sample (digits 25, yinyang 50, shd 100; not for evidence)",
     )
     train.add_argument(
         "--delay",
@@ -295,22 +344,56 @@ def _option(args: argparse.Namespace, name: str) -> Any:
     return getattr(args, name, None)
 
 
+#: Options that belong to some tasks only (``--data``: ``"data"``): flag -> (dest, tasks).
+TASK_OPTIONS: dict[str, tuple[str, set[str]]] = {
+    "--delay": ("delay", {"evidence"}),
+    "--steps": ("steps", {"digits", "yinyang", "order", "shd"}),
+    "--encoding": ("encoding", {"yinyang"}),
+    "--train-size": ("train_size", {"evidence", "yinyang", "order"}),
+    "--test-size": ("test_size", {"evidence", "yinyang", "order"}),
+    "--data-dir": ("data_dir", {"shd"}),
+    "--dt": ("dt", {"shd"}),
+    "--test-fraction": ("test_fraction", {"data"}),
+}
+
+
 def _make_task(args: argparse.Namespace, recipe: Recipe):
     from . import data
 
-    name = args.task
-    misplaced = {
-        "--delay": ("delay", {"evidence"}),
-        "--steps": ("steps", {"digits", "yinyang", "order"}),
-        "--encoding": ("encoding", {"yinyang"}),
-        "--train-size": ("train_size", {"evidence", "yinyang", "order"}),
-        "--test-size": ("test_size", {"evidence", "yinyang", "order"}),
-    }
-    for flag, (option, tasks) in misplaced.items():
+    name = args.task or "data"
+    for flag, (option, tasks) in TASK_OPTIONS.items():
         if _option(args, option) is not None and name not in tasks:
+            where = "--data" if name == "data" else f"--task {name}"
+            only = ", ".join("--data" if t == "data" else t for t in sorted(tasks))
+            raise UsageError(f"{flag} does not apply to {where} (only to {only})")
+    if name == "data":
+        arrays = data.load_npz(args.data)
+        if _option(args, "test_fraction") is not None and (
+            "x_test" in arrays or "y_test" in arrays
+        ):
             raise UsageError(
-                f"{flag} does not apply to --task {name} (only to {', '.join(sorted(tasks))})"
+                f"--test-fraction does not apply: {args.data} has its own test split "
+                "(x_test, y_test)"
             )
+        return data.ArrayTask.from_arrays(
+            arrays,
+            source=str(args.data),
+            test_fraction=_option(args, "test_fraction"),
+            seed=args.seed,
+            layout="flat",  # the hidden layers of --layers are dense
+        )
+    if name == "shd":
+        if _option(args, "data_dir") is None:
+            raise UsageError(
+                "--task shd needs --data-dir DIR, a folder with shd_train.h5 and shd_test.h5"
+            )
+        dt = _option(args, "dt")
+        return data.SHD(
+            args.data_dir,
+            steps=_option(args, "steps") or recipe.steps,
+            dt=0.014 if dt is None else dt,
+            seed=args.seed,
+        )
     kwargs: dict[str, Any] = {"seed": args.seed}
     if name == "evidence":
         delay = _option(args, "delay")
@@ -329,8 +412,11 @@ def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
     from .training import Trainer, seed_everything
 
     torch.set_num_threads(args.threads)
+    rank, world = _rank_and_world()
+    main_rank = rank == 0
+    say = print if main_rank else _quiet
     layers = _option(args, "layers")
-    recipe = RECIPES[args.task]
+    recipe = RECIPES[args.task] if args.task else DATA_RECIPE
     recipe = replace(
         recipe,
         epochs=_option(args, "epochs") or recipe.epochs,
@@ -339,6 +425,11 @@ def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
         lr=_option(args, "lr") or recipe.lr,
         chunk_size=_option(args, "chunk_size") or recipe.chunk_size,
     )
+    if recipe.batch_size % world:
+        raise UsageError(
+            f"--batch-size {recipe.batch_size} must be divisible by the number of processes "
+            f"({world}): it is the global batch, split among them"
+        )
     start = time.perf_counter()
     task = _make_task(args, recipe)
     seed_everything(args.seed)
@@ -357,7 +448,8 @@ def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
         max_batches=_option(args, "max_batches"),
     )
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    if main_rank:
+        out.mkdir(parents=True, exist_ok=True)
     config = {
         "command": args.command,
         "task": task.describe(),
@@ -367,6 +459,7 @@ def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
         "learn_every": learn_every,
         "seed": args.seed,
         "device": args.device,
+        "processes": world,
         "version": __version__,
     }
     checkpoint = out / "checkpoint.pt"
@@ -377,14 +470,16 @@ def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
         settings=_resume_settings(config),
     )
     if resumed:
-        print(f"resuming from {checkpoint} ({trainer.epoch} of {recipe.epochs} epochs done)")
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        say(f"resuming from {checkpoint} ({trainer.epoch} of {recipe.epochs} epochs done)")
+    if main_rank:
+        (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
-    print(f"{title}: {task!r}")
-    print(
+    say(f"{title}: {task!r}")
+    say(
         f"model: {' -> '.join(repr(m) for m in model)}; {args.learning} learning"
         + (f" every {learn_every} steps" if learn_every else " at sequence end")
         + f"; {recipe.epochs} epochs on {args.device}"
+        + (f" x {world} processes (DDP)" if world > 1 else "")
     )
 
     def write_history(tr: Trainer, record: dict) -> None:  # in step with the checkpoint
@@ -393,7 +488,7 @@ def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
     first_epoch = trainer.epoch
     fit_start = time.perf_counter()
     try:
-        history = trainer.fit(task, recipe.epochs, callback=write_history, log=print)
+        history = trainer.fit(task, recipe.epochs, callback=write_history, log=say)
     except KeyboardInterrupt:
         if trainer.epoch > first_epoch or resumed:
             left = f"{checkpoint} holds {trainer.epoch} of {recipe.epochs} epochs; "
@@ -404,6 +499,8 @@ def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
             left = "no epoch ended, so there is no checkpoint to resume"
         raise Interrupted(f"interrupted: {left}") from None
     train_seconds = time.perf_counter() - fit_start
+    if not main_rank:  # rank 0 writes the files and the summary
+        return {}
     peak = peak_memory_mb()
     summary = {
         "task": task.name,
@@ -436,6 +533,44 @@ def run_training(args: argparse.Namespace, *, title: str) -> dict[str, Any]:
     )
     print("wrote " + ", ".join(str(p) for p in written))
     return summary
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """``print`` of the ranks other than 0 under torchrun."""
+
+
+def _rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (``(0, 1)`` without torchrun)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _start_distributed(args: argparse.Namespace) -> bool:
+    """Under torchrun (``WORLD_SIZE`` > 1): join the process group (``nccl`` on CUDA,
+    ``gloo`` otherwise) and put this rank on ``cuda:LOCAL_RANK``. Returns whether it did."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise UsageError(
+            f"WORLD_SIZE must be an integer, got {os.environ['WORLD_SIZE']!r}"
+        ) from None
+    if world <= 1 or (dist.is_available() and dist.is_initialized()):
+        return False
+    if not dist.is_available():
+        raise UsageError("this torch has no torch.distributed, which torchrun needs")
+    cuda = args.device.startswith("cuda")
+    if cuda:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank >= torch.cuda.device_count():
+            raise UsageError(
+                f"local rank {local_rank} has no GPU: this machine has "
+                f"{torch.cuda.device_count()} (use --nproc_per_node <= that, or --device cpu)"
+            )
+        args.device = f"cuda:{local_rank}"
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return True
 
 
 def _resume_settings(config: dict) -> dict:
@@ -482,6 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra; a loss that diverged; out of memory); 2: a bad argument; 130: interrupted. Any
     other exception is a bug in tracetorch and propagates with its traceback.
     """
+    from .data import DataError
     from .training import CheckpointError
 
     parser = make_parser()
@@ -492,13 +628,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         title = "tracetorch demo (digits, trace learning)"
     else:
+        if args.task is None and args.data is None:
+            parser.exit(  # as argparse's own errors: SystemExit(2)
+                2,
+                "tracetorch train: error: one of the arguments --task --data is required "
+                "(see 'tracetorch train --help')\n",
+            )
+        name = args.task or Path(args.data).stem
         if str(args.out) == "runs/<task>":
-            args.out = Path("runs") / args.task
-        title = f"tracetorch train --task {args.task}"
+            args.out = Path("runs") / name
+        title = (
+            f"tracetorch train --task {args.task}"
+            if args.task
+            else f"tracetorch train --data {args.data}"
+        )
+    prog = f"tracetorch {args.command}"
+    distributed = False
     try:
+        distributed = _start_distributed(args)
         run_training(args, title=title)
+        if distributed:  # the others wait for rank 0's files; then all leave the group together
+            dist.barrier()
     except UsageError as e:
-        prog = f"tracetorch {args.command}"
         print(f"{prog}: error: {e} (see '{prog} --help')", file=sys.stderr)
         return 2
     except Interrupted as e:
@@ -511,6 +662,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         advice = CHECKPOINT_ADVICE.get(e.kind, e.advice)
         print(f"tracetorch: error: {e.problem}; {advice}", file=sys.stderr)
         return 1
+    except DataError as e:
+        print(f"tracetorch: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     except (
         OSError,
         ImportError,
@@ -520,6 +674,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as e:
         print(f"tracetorch: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
+    finally:
+        if distributed:
+            dist.destroy_process_group()
     return 0
 
 

@@ -21,6 +21,15 @@ detached after each learning point); memory grows with the window.
 Metrics: loss and accuracy at the end of each sequence, the firing rate of each spiking layer,
 multi-timescale running averages of the training loss and accuracy
 (:class:`~tracetorch.metrics.MultiTimescaleMeter`), time and peak memory per epoch.
+
+**Several processes** (``torchrun``; see ``docs/distributed.md``): when a process group of
+more than one process is initialised, the trainer wraps the model in
+``DistributedDataParallel`` without buffer synchronisation (the stream state is per rank)
+and each process (rank) keeps its share ``x[:, rank::world]``, ``y[rank::world]`` of every
+global batch (every rank must be given the same data, as a task's seeded batches are); the
+gradients, losses, accuracies and firing rates are those of the global batch (a loss that is
+a mean over the batch). Rank 0 alone saves checkpoints and calls ``log`` and ``callback``.
+
 Checkpoints hold the model, the optimizer (and scheduler), the epoch, the history, the meters
 and the RNG state; data are seeded per epoch, so a resumed run repeats the uninterrupted one.
 A checkpoint is written atomically after every epoch, with a sha256 checksum of its content
@@ -32,6 +41,7 @@ that is verified on load; a file that is in the way of a new run is never delete
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import math
 import os
@@ -44,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -141,6 +152,33 @@ def _positive_int_or_none(value, name: str) -> int | None:
     return value
 
 
+def _process_group(distributed: bool | None) -> tuple[int, int]:
+    """``(rank, world size)`` of the training: ``(0, 1)`` unless ``distributed`` (or, for
+    ``None``, an initialised process group of more than one process)."""
+    ready = dist.is_available() and dist.is_initialized()
+    if distributed is None:
+        distributed = ready and dist.get_world_size() > 1
+    if not distributed:
+        return 0, 1
+    if not ready:
+        raise ValueError(
+            "distributed=True needs a process group: call torch.distributed.init_process_group "
+            "first (torchrun sets its environment)"
+        )
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _no_buffer_sync() -> dict[str, bool]:
+    """DDP's option that keeps each rank's buffers (the stream state) its own at every forward:
+    ``forward_sync_buffers=False`` where torch has it (2.13 deprecates ``broadcast_buffers``),
+    else ``broadcast_buffers=False``. The trainer resets the state before every batch, so the
+    one copy at construction that the former still makes is harmless."""
+    params = inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
+    if "forward_sync_buffers" in params:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
+
+
 def _pieces(
     x: Any, chunk_size: int | None, learn_every: int | None
 ) -> Iterator[tuple[Tensor, int, bool]]:
@@ -221,8 +259,13 @@ class Trainer:
             at construction). Not with ``scheduler``.
         device: where the model and data go; default the model's device.
         progress: tqdm progress bar: ``True``, ``False``, or ``"auto"`` (if tqdm is installed
-            and stderr is a terminal, so that logs redirected to a file get no bar).
+            and stderr is a terminal, so that logs redirected to a file get no bar); rank 0's
+            only.
         max_batches: stop an epoch after this many batches (quick runs).
+        distributed: train data-parallel over the processes of the default process group:
+            ``None`` (default) when one of more than one process is initialised. Each rank
+            runs its share of every batch (``batch_size`` is the global batch and must be
+            divisible by the number of processes); see the module docstring.
 
     Example:
         >>> task = tt.data.Digits(steps=25)
@@ -249,6 +292,7 @@ class Trainer:
         device: torch.device | str | None = None,
         progress: bool | str = "auto",
         max_batches: int | None = None,
+        distributed: bool | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -277,11 +321,29 @@ class Trainer:
         self.chunk_size = _positive_int_or_none(chunk_size, "chunk_size")
         self.batch_size = _positive_int_or_none(batch_size, "batch_size")
         self.max_batches = _positive_int_or_none(max_batches, "max_batches")
+        self.rank, self.world_size = _process_group(distributed)
+        if self.world_size > 1 and self.batch_size is not None:
+            if self.batch_size % self.world_size:
+                raise ValueError(
+                    f"batch_size ({self.batch_size}) must be divisible by the number of "
+                    f"processes ({self.world_size}): it is the global batch, split among them"
+                )
         if device is None:
             p = next(model.parameters(), None)
             device = p.device if p is not None else torch.device("cpu")
         self.device = torch.device(device)
         self.model = model.to(self.device)
+        #: what a forward with autograd goes through: ``model``, or its DDP wrapper, whose
+        #: backward all-reduces the gradients (stream state lives in buffers: never broadcast)
+        self.ddp: nn.Module | None = None
+        if self.world_size > 1:
+            if hasattr(self.model, "reset_states"):  # no rank's stream state is copied at init
+                self.model.reset_states()
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                **_no_buffer_sync(),
+            )
         if learning is None:
             modes = {getattr(m, "learning", None) for m in model.modules()}
             learning = "bptt" if "bptt" in modes else "trace"
@@ -306,22 +368,38 @@ class Trainer:
             "accuracy": MultiTimescaleMeter("accuracy"),
         }
 
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes files and logs: rank 0, or the only process."""
+        return self.rank == 0
+
     # ------------------------------------------------------------------ one batch
-    def _learn(self, out: Tensor, y: Tensor) -> Tensor:
+    def _learn(self, out: Tensor, y: Tensor, loss_weight: float = 1.0) -> Tensor:
         loss = self.loss_fn(out[-1], y)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * loss_weight if loss_weight != 1.0 else loss).backward()
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         return loss.detach()
 
     def run_batch(
-        self, x: Any, y: Tensor, *, train: bool = True, target_from: int = 0
+        self,
+        x: Any,
+        y: Tensor,
+        *,
+        train: bool = True,
+        target_from: int = 0,
+        loss_weight: float = 1.0,
     ) -> dict[str, Tensor]:
         """Run one sequence batch; learn if ``train``. Returns the end-of-sequence
-        ``{"loss", "correct", "count", "output"}`` (tensors, not synchronised)."""
+        ``{"loss", "correct", "count", "output"}`` (tensors, not synchronised).
+
+        Under DDP, ``x``/``y`` are this rank's share, and ``loss_weight`` scales the loss
+        that is backpropagated (its share of the global batch times the number of ranks), so
+        that the averaged gradients are those of the global batch's mean loss."""
         model, device = self.model, self.device
+        grad_model = self.ddp if self.ddp is not None else model
         y = y.to(device)
         model.train(train)
         if hasattr(model, "reset_states"):
@@ -337,9 +415,9 @@ class Trainer:
             )
             if bptt or learn_here:
                 with torch.enable_grad():
-                    out = model(piece)
+                    out = grad_model(piece)
                 if learn_here:
-                    loss = self._learn(out, y)
+                    loss = self._learn(out, y, loss_weight)
                     if bptt and hasattr(model, "detach_states"):
                         model.detach_states()
             elif last:
@@ -379,6 +457,8 @@ class Trainer:
     def _bar(self, batches: Iterable, total: int | None, desc: str):
         if self.progress is False or (self.progress == "auto" and not _stderr_is_terminal()):
             return batches
+        if not self.is_main:
+            return batches
         try:
             from tqdm.auto import tqdm
         except ImportError:
@@ -404,26 +484,36 @@ class Trainer:
             for i, (x, y) in enumerate(bar):
                 if self.max_batches is not None and i >= self.max_batches:
                     break
-                r = self.run_batch(x, y, train=train, target_from=target_from)
-                n = int(r["count"])
-                loss_sum += r["loss"].float() * n
-                correct += r["correct"]
-                count += n
+                if self.world_size > 1:
+                    n, batch_loss_sum, batch_correct = self._distributed_batch(
+                        x, y, train, target_from
+                    )
+                    loss_sum += batch_loss_sum
+                    correct += batch_correct
+                    count += n
+                    batch_loss = float(batch_loss_sum) / n
+                else:
+                    r = self.run_batch(x, y, train=train, target_from=target_from)
+                    n = int(r["count"])
+                    loss_sum += r["loss"].float() * n
+                    correct += r["correct"]
+                    count += n
+                    batch_correct = r["correct"]
+                    batch_loss = float(r["loss"]) if train else math.nan
                 if train:
-                    batch_loss = float(r["loss"])
                     if not math.isfinite(batch_loss):
                         raise FloatingPointError(
                             f"training loss became {batch_loss} at epoch {epoch + 1}, batch {i}; "
                             "lower the learning rate or clip gradients (grad_clip=)"
                         )
                     self.meters["loss"].update(batch_loss)
-                    self.meters["accuracy"].update(float(r["correct"]) / n)
+                    self.meters["accuracy"].update(float(batch_correct) / n)
                     if hasattr(bar, "set_postfix"):
                         bar.set_postfix(
                             loss=f"{self.meters['loss'].average(0.9):.3f}",
                             acc=f"{self.meters['accuracy'].average(0.9):.3f}",
                         )
-            firing = rates.rates()
+            firing = self._mean_over_ranks(rates.rates())
         if hasattr(bar, "close"):
             bar.close()
         if count == 0:
@@ -432,6 +522,54 @@ class Trainer:
         result.update({f"rate/{k}": v for k, v in firing.items()})
         result["seconds"] = time.perf_counter() - start
         return result
+
+    def _distributed_batch(
+        self, x: Any, y: Tensor, train: bool, target_from: int
+    ) -> tuple[int, Tensor, Tensor]:
+        """Run this rank's share ``[rank::world]`` of a global batch; return the global
+        ``(count, loss sum, correct)``, all-reduced.
+
+        Shares may differ by one sample: each rank's loss is weighted by its share of the
+        batch (times the number of ranks), so DDP's average of the gradients is the gradient
+        of the global batch's mean loss. A rank whose share is empty (a last batch smaller
+        than the number of ranks) still takes part in the backward, on the batch's first
+        sample with weight 0, as every rank must run as many backwards; it evaluates nothing.
+        """
+        rank, world = self.rank, self.world_size
+        n_global = len(y)
+        part = slice(rank, None, world)
+        n_local = len(range(n_global)[part])
+        stats = torch.zeros(3, device=self.device)
+        if n_local == 0 and train:
+            part = slice(0, 1)  # a stand-in: its loss is weighted 0
+        if n_local or train:
+            if isinstance(x, Tensor):
+                x = x[:, part]
+            elif isinstance(x, SpikeStream):
+                x = x.select(part)
+            elif isinstance(x, Iterable):
+                x = (chunk[:, part] for chunk in x)
+            r = self.run_batch(
+                x,
+                y[part],
+                train=train,
+                target_from=target_from,
+                loss_weight=n_local * world / n_global,
+            )
+            if n_local:
+                stats[0] = r["loss"].detach().float() * n_local
+                stats[1] = r["correct"].float()
+                stats[2] = n_local
+        dist.all_reduce(stats)
+        return int(stats[2].item()), stats[0], stats[1].round().long()
+
+    def _mean_over_ranks(self, values: dict[str, float]) -> dict[str, float]:
+        """Average per-rank figures (firing rates) over the ranks; as is in one process."""
+        if self.world_size == 1 or not values:
+            return values
+        t = torch.tensor(list(values.values()), dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return dict(zip(values, (t / self.world_size).tolist(), strict=True))
 
     def evaluate(self, data: Data, split: str = "test") -> dict[str, float]:
         """Loss, accuracy (at the last step) and firing rates on ``data`` (no learning)."""
@@ -502,12 +640,15 @@ class Trainer:
             for k, v in record.items():
                 self.history.setdefault(k, []).append(v)
             self.epoch = e + 1
-            if self.checkpoint is not None:
+            if self.checkpoint is not None and self.is_main:
                 self.save(self.checkpoint)
-            if log is not None:
-                log(_summary(record, epochs))
-            if callback is not None:
-                callback(self, record)
+            if self.is_main:
+                if log is not None:
+                    log(_summary(record, epochs))
+                if callback is not None:
+                    callback(self, record)
+            if self.world_size > 1:
+                dist.barrier()  # the others wait for rank 0's checkpoint
         return self.history
 
     # ------------------------------------------------------------------ checkpoints

@@ -30,21 +30,30 @@ from .base import FeatureTask, SpikeStream, SpikeTask, counter_uniform, stream_k
 from .digits import Digits, SequentialDigits, load_digits
 from .evidence import Evidence
 from .order import TemporalOrder
+from .tonic import SHD, EventTask, SHDFile, bin_events
+from .user import ArrayTask, DataError, load_npz
 from .yinyang import YinYang, make_yinyang, yinyang_class
 
 __all__ = [
+    "SHD",
     "TASKS",
+    "ArrayTask",
+    "DataError",
     "Digits",
+    "EventTask",
     "Evidence",
     "FeatureTask",
+    "SHDFile",
     "SequentialDigits",
     "SpikeStream",
     "SpikeTask",
     "TemporalOrder",
     "YinYang",
+    "bin_events",
     "counter_uniform",
     "get_task",
     "load_digits",
+    "load_npz",
     "make_yinyang",
     "stream_key",
     "yinyang_class",

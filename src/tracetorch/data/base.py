@@ -139,6 +139,20 @@ class SpikeStream:
     def __iter__(self) -> Iterator[Tensor]:
         return self.chunks()
 
+    def select(self, index: slice) -> SpikeStream:
+        """The stream of some of the samples, ``[T, B', F]``: ``index`` selects along the
+        batch (e.g. ``slice(rank, None, world)``, one process's share of a batch)."""
+        if not isinstance(index, slice):
+            raise TypeError(f"index must be a slice, got {type(index).__name__}")
+        make_chunk = self._make_chunk
+        return SpikeStream(
+            lambda start, stop: make_chunk(start, stop)[:, index],
+            self.steps,
+            len(range(self.batch_size)[index]),
+            self.n_inputs,
+            self.chunk_size,
+        )
+
     def tensor(self) -> Tensor:
         """The whole sequence ``[T, B, F]`` (allocates ``T * B * F`` values)."""
         return self._make_chunk(0, self.steps)
