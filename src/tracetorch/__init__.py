@@ -8,6 +8,7 @@ from . import data, encode, functional, learning, metrics, models, nir, nn, plot
 from .learning import bptt, eligibility, gradient_fidelity
 
 __version__ = "0.1.0"
+"""The version of tracetorch."""
 
 __all__ = [
     "__version__",

@@ -34,8 +34,6 @@ __all__ = [
     "parse_spec",
 ]
 
-#: Hidden layer kinds of a spec -> class names in :mod:`tracetorch.nn`; every class takes
-#: ``(in_features, out_features, **kwargs)``.
 LAYER_KINDS: dict[str, str] = {
     "lif": "LIF",
     "rlif": "RLIF",
@@ -43,13 +41,15 @@ LAYER_KINDS: dict[str, str] = {
     "syn": "Synaptic",
     "synaptic": "Synaptic",
 }
-#: Readout kinds -> class names in :mod:`tracetorch.nn`.
+"""Hidden layer kinds of a spec -> class names in :mod:`tracetorch.nn`; every class takes
+``(in_features, out_features, **kwargs)``."""
 READOUT_KINDS: dict[str, str] = {"li": "LI", "lis": "LIS"}
-#: The widest layer a spec may ask for: a guard against a typo (``lif:100000000`` would try
-#: to allocate tens of GB before any message could explain why), not a limit of the layers.
+"""Readout kinds -> class names in :mod:`tracetorch.nn`."""
 MAX_WIDTH = 65536
-#: The form of a spec, quoted by every error about one.
+"""The widest layer a spec may ask for: a guard against a typo (``lif:100000000`` would try
+to allocate tens of GB before any message could explain why), not a limit of the layers."""
 SPEC_FORM = "KIND:WIDTH[,KIND:WIDTH...] (e.g. lif:128,lif:64)"
+"""The form of a spec, quoted by every error about one."""
 
 LayerSpec = tuple[str, int, dict[str, Any]]
 _WIDTH = re.compile(r"[0-9]+")

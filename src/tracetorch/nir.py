@@ -63,8 +63,8 @@ from .nn import parameters as P
 
 __all__ = ["DEFAULT_DT", "export", "import_"]
 
-#: The ``dt`` of Norse's ``from_nir``; pass ``dt=1e-4`` for snnTorch's ``import_from_nir``.
 DEFAULT_DT = 1e-3
+"""The ``dt`` of Norse's ``from_nir``; pass ``dt=1e-4`` for snnTorch's ``import_from_nir``."""
 _RESET_KEY = "tracetorch.reset"
 _DT_KEY = "tracetorch.dt"
 

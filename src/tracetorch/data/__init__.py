@@ -62,6 +62,7 @@ __all__ = [
 TASKS: dict[str, type[SpikeTask]] = {
     cls.name: cls for cls in (Digits, Evidence, TemporalOrder, SequentialDigits, YinYang)
 }
+"""Bundled task classes by name (:func:`get_task`)."""
 
 
 def get_task(name: str, **kwargs) -> SpikeTask:

@@ -37,6 +37,8 @@ from torch import Tensor
 __all__ = ["BACKENDS", "backend", "get_backend", "set_backend"]
 
 BACKENDS = ("torch", "cpp")
+"""Names of the recursion backends: ``"torch"`` (PyTorch ops) and ``"cpp"`` (the optional
+C++ extension); see :func:`set_backend`."""
 
 _SOURCE = r"""
 #include <torch/extension.h>

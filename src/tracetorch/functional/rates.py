@@ -289,6 +289,7 @@ RATE_FUNCTIONS: dict[str, RateFn] = {
     "log": log_rate,
     "staircase": staircase_rate,
 }
+"""LIF rate functions by name, the values ``rate_fn=`` accepts (:func:`get_rate_fn`)."""
 
 
 def get_rate_fn(name: str | RateFn) -> RateFn:

@@ -108,6 +108,7 @@ def surrogate_derivative(spike_fn: Callable[..., Tensor], v: Tensor) -> Tensor:
 
 
 SURROGATES: dict[str, Callable[..., Tensor]] = {"fast_sigmoid": fast_sigmoid, "atan": atan}
+"""Surrogate spike functions by name, the values ``surrogate=`` accepts (:func:`get_surrogate`)."""
 
 
 def get_surrogate(name: str | Callable[..., Tensor]) -> Callable[..., Tensor]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 __all__ = ["LEARNING_MODES", "check_mode"]
 
-#: ``"trace"``: constant memory, rate gradients from each layer's local graph (default).
-#: ``"eligibility"``: e-prop eligibility traces, timing-aware, memory O(B x out x in).
-#: ``"bptt"``: surrogate gradients through time, O(T) memory, the exact reference.
 LEARNING_MODES = ("trace", "eligibility", "bptt")
+"""The learning modes: ``"trace"``: constant memory, rate gradients from each layer's local
+graph (default). ``"eligibility"``: e-prop eligibility traces, timing-aware, memory
+O(B x out x in). ``"bptt"``: surrogate gradients through time, O(T) memory, the exact
+reference."""
 
 
 def check_mode(mode: str) -> str:

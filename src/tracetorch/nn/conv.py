@@ -30,8 +30,9 @@ class ConvLIF(SpikingLayer):
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation: as
             :class:`torch.nn.Conv2d`.
-        Keyword arguments of :class:`LIF` (``beta``, ``threshold``, ``trace_decay``, ...):
-        ``beta``/``threshold`` are per output channel, ``trace_decay`` per input channel.
+        **kwargs: keyword arguments of :class:`LIF` (``beta``, ``threshold``,
+            ``trace_decay``, ...): ``beta``/``threshold`` are per output channel,
+            ``trace_decay`` per input channel.
 
     Shape:
         - Input: ``[B, C_in, H, W]`` (one step) or ``[T, B, C_in, H, W]``.

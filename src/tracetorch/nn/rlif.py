@@ -35,7 +35,7 @@ class RLIF(SpikingLayer):
 
     Attributes:
         recurrent_raw: ``[out_features, out_features]``; the weights used are
-        :attr:`recurrent` (with the diagonal masked by ``zero_diagonal``).
+            :attr:`recurrent` (with the diagonal masked by ``zero_diagonal``).
 
     Example:
         >>> layer = tt.nn.RLIF(8, 64)
