@@ -88,7 +88,9 @@ def memory(steps_list: list[int], modes: tuple[str, ...]) -> dict:
         for m in modes:
             net, opt = make(m)
             step(net, opt, x, y)  # optimizer state exists before the measurement
-            out[m][steps] = tt.metrics.peak_allocated_bytes(lambda n=net, o=opt: step(n, o, x, y))
+            out[m][steps] = tt.metrics.peak_allocated_bytes(
+                lambda n=net, o=opt, x=x, y=y: step(n, o, x, y)
+            )
     return out
 
 
