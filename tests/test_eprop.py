@@ -188,3 +188,26 @@ def test_adaptive_and_synaptic_layers_equal_bptt(cls, kw, chunk):
         layer.chunk_size = chunk
     fid = _cosines(net, *_data())
     assert min(fid.values()) > 0.999, fid
+
+
+def test_steps_without_autograd_in_train_mode_keep_the_traces():
+    """A stream whose first chunks run under no_grad (learning only later) equals one call."""
+    net = _net()
+    x, y = _data()
+    with tt.eligibility(net):
+        whole = gradients(net, [(x, y)], _loss)
+        net.reset_states()
+        net.zero_grad()
+        with torch.no_grad():
+            net(x[:25])
+        _loss(net(x[25:]), y).backward()
+    params = dict(net.named_parameters())
+    for name, g in whole.items():
+        torch.testing.assert_close(params[name].grad, g, rtol=1e-9, atol=1e-12)
+    net.reset_states()
+    net.eval()  # eval mode without autograd keeps no traces: a later backward is refused
+    with tt.eligibility(net):
+        with torch.no_grad():
+            net(x[:25])
+        with pytest.raises(RuntimeError, match="eval mode"):
+            net(x[25:])

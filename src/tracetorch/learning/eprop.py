@@ -182,12 +182,19 @@ def _state(layer, batch: int, n_in: int) -> dict[str, Tensor]:
     if layer.steps:  # the layer advanced without its eligibility traces
         raise RuntimeError(
             f"{type(layer).__name__}: switched to learning='eligibility' in the middle of a "
-            "sequence; the eligibility traces need the whole sequence: reset_states() first"
+            "sequence, or ran part of it in eval mode without autograd; the eligibility traces "
+            "need the whole sequence: reset_states() first (and keep the model in train mode)"
         )
     return _zeros_state(layer, batch, n_in)
 
 
 # ----------------------------------------------------------------------------- forward
+def advance(layer, x: Tensor) -> Tensor:
+    """Run ``layer`` on ``x`` without a graph, updating its state and eligibility traces."""
+    _require(layer)
+    return _advance(layer, x)
+
+
 def _advance(layer, x: Tensor) -> Tensor:
     """Run ``layer`` on ``x`` without a graph, updating its state and eligibility traces."""
     from .. import functional as tf

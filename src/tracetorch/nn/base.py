@@ -382,11 +382,16 @@ class TraceLayer(nn.Module):
         self._prepare_state(x, sequence)
         if self.learning == "bptt" and torch.is_grad_enabled():
             return self._advance(x, sequence, bptt=True)
-        if torch.is_grad_enabled() and (
+        grad = torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters(recurse=False))
-        ):
-            if self.learning == "eligibility":
+        )
+        if self.learning == "eligibility":
+            if grad:
                 return eprop.eligibility_apply(self, x)
+            if self.training:  # a step between learning points: the traces must see it too
+                with torch.no_grad():
+                    return eprop.advance(self, x)
+        elif grad:
             return trace_apply(self, x)
         with torch.no_grad():
             return self._advance(x, sequence, bptt=False)
