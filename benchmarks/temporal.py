@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -143,20 +142,32 @@ def _commit() -> str:
         return "unknown"
 
 
-def report() -> str:
-    rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+def _cells(rows: list[dict]) -> dict[tuple, str]:
+    """``{(task, net, mode): "mean ± sd (n)"}`` of the test accuracy in percent."""
     groups: dict[tuple, list] = {}
     for r in rows:
-        groups.setdefault((r["task"], r["net"], r["mode"]), []).append(r)
-    lines = ["| task | net | mode | test accuracy % (mean ± sd) | seeds | s/run |",
-             "|---|---|---|---|---|---|"]
-    for (task, net, mode), rs in sorted(groups.items()):
-        acc = torch.tensor([100 * r["test_accuracy"] for r in rs], dtype=torch.float64)
-        sd = float(acc.std()) if len(rs) > 1 else math.nan
-        sec = sum(r["seconds"] for r in rs) / len(rs)
-        lines.append(f"| {task} | {net} | {mode} | {float(acc.mean()):.1f} ± {sd:.1f} | "
-                     f"{len(rs)} | {sec:.0f} |")
-    return "\n".join(lines)
+        groups.setdefault((r["task"], r["net"], r["mode"]), []).append(100 * r["test_accuracy"])
+    out = {}
+    for key, acc in groups.items():
+        t = torch.tensor(acc, dtype=torch.float64)
+        sd = f" ± {float(t.std()):.1f}" if len(acc) > 1 else ""
+        out[key] = f"{float(t.mean()):.1f}{sd} ({len(acc)})"
+    return out
+
+
+def report() -> str:
+    """One table per task: a row per network, a column per learning mode (seeds in brackets)."""
+    rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    cells = _cells(rows)
+    lines = []
+    for task in sorted({k[0] for k in cells}):
+        lines += [f"**{task}**", "", "| net | trace | eligibility | BPTT |", "|---|---|---|---|"]
+        nets = sorted({k[1] for k in cells if k[0] == task}, key=lambda n: (n == "gru", n))
+        for net in nets:
+            row = [cells.get((task, net, m), "") for m in ("trace", "eligibility", "bptt")]
+            lines.append(f"| {net} | " + " | ".join(row) + " |")
+        lines.append("")
+    return "\n".join(lines).rstrip()
 
 
 def main() -> None:
