@@ -54,7 +54,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .trace import TraceFunction, _check_fresh
+from .trace import TraceFunction, _fresh
 
 __all__ = [
     "EligibilityFunction",
@@ -310,15 +310,20 @@ def _spiking_chunk(layer, elig: dict, x: Tensor, psi: Tensor, m_prev: Tensor, s_
     # one GEMM [out, n] @ [n, B * in] (x is [n, B, in] contiguous: a view, no copy)
     new_e = torch.mm(bpow.t(), x.reshape(n, -1)).view(-1, x.shape[1], x.shape[2])
     e_w.mul_((beta**n).view(1, -1, 1)).add_(new_e.transpose(0, 1))
-    # small traces: [B, out], inputs 1 (bias), m(t-1) (beta), -beta s(t-1) (threshold)
+    # small traces: [B, out], inputs 1 (bias), m(t-1) (beta), -beta s(t-1) (threshold; the
+    # factor -beta is applied to the sums, not to an [n, B, out] temporary)
     k_chunk = (kpow * psi).sum(0)
-    for name, inp in (("b", None), ("beta", m_prev), ("th", -beta * s_prev)):
+    bpow3 = bpow.unsqueeze(1)
+    for name, inp, scale in (("b", None, None), ("beta", m_prev, None), ("th", s_prev, -beta)):
         e, big = elig["e_" + name], elig["E_" + name]
         contrib = g.sum(0) if inp is None else (g * inp).sum(0)
+        new_e = bpow.sum(0) if inp is None else (bpow3 * inp).sum(0)
+        if scale is not None:
+            contrib.mul_(scale)
+            new_e.mul_(scale)
         big.mul_(kn).addcmul_(e, g1).add_(contrib)
         if name == "th":
             big.sub_(k_chunk)
-        new_e = bpow.sum(0) if inp is None else (bpow.unsqueeze(1) * inp).sum(0)
         e.mul_(beta**n).add_(new_e)
     elig["k"].mul_(kn).add_(k_chunk)
     elig["steps_k"].mul_(kn).add_(kpow.sum())
@@ -515,9 +520,8 @@ class EligibilityFunction(TraceFunction):
     @once_differentiable
     def backward(ctx, grad_output: Tensor):
         layer = ctx.layer
-        if not bool(grad_output.any()):
+        if not _fresh(ctx, layer, grad_output):
             return (None, None, *(None for _ in ctx.param_versions))
-        _check_fresh(ctx, layer)
         signal = grad_output.sum(0) if ctx.sequence else grad_output
         upstream, grads = gradients(layer, signal)
         needs = ctx.needs_input_grad[2:]

@@ -65,6 +65,18 @@ def latest_state() -> Iterator[None]:
         _latest["depth"] -= 1
 
 
+def _fresh(ctx, layer, grad_output: Tensor) -> bool:
+    """True if the node may learn; False if it receives no signal at all (skip it, e.g. an
+    earlier call of a stacked per-step loop); RuntimeError if its state is stale."""
+    try:
+        _check_fresh(ctx, layer)
+    except RuntimeError:
+        if not bool(grad_output.any()):  # checked only here: it reads the whole signal
+            return False
+        raise
+    return True
+
+
 def _check_fresh(ctx, layer) -> None:
     if _latest["depth"]:
         return
@@ -140,9 +152,8 @@ class TraceFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_output: Tensor):
         layer = ctx.layer
-        if not bool(grad_output.any()):  # e.g. an earlier step of a stacked per-step loop
+        if not _fresh(ctx, layer, grad_output):
             return (None, None, *(None for _ in ctx.param_versions))
-        _check_fresh(ctx, layer)
         if ctx.sequence and grad_output.shape[0] > 1 and _first_trace_node_of_this_backward():
             _warn_if_spread(grad_output, layer)
         signal = grad_output.sum(0) if ctx.sequence else grad_output
@@ -172,7 +183,13 @@ def _first_trace_node_of_this_backward() -> bool:
 
 
 def _warn_if_spread(grad_output: Tensor, layer) -> None:
-    """Warn when a sequence's learning signal spans several timesteps (it is summed into one)."""
+    """Warn when a sequence's learning signal spans several timesteps (it is summed into one).
+
+    Only the first step is read unless it carries a signal (a loss on the mean or on every
+    step does; one on the last steps does not), so the usual backward pays one step's scan.
+    """
+    if not bool(grad_output[0].any()):
+        return
     touched = int((grad_output.flatten(1) != 0).any(dim=1).sum())
     if touched > 1:
         warnings.warn(
