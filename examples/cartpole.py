@@ -99,12 +99,10 @@ def train_reflect(args, curve: Curve, log) -> dict:
         else:
             learner.reward(torch.as_tensor(r), terminated=torch.as_tensor(term),
                            truncated=torch.as_tensor(trunc))
-        if (steps % args.learn_every == 0 or (done.any() and not args.continuing)) and bool(
-            learner.signal.any()
-        ):
+        if steps % args.learn_every == 0 or (done.any() and not args.continuing):
             opt.zero_grad()
-            learner.backward(p)
-            opt.step()
+            if learner.backward(p):  # False while there is no signal (CartPole between falls)
+                opt.step()
         ep_ret += r
         for i in np.flatnonzero(done):
             curve.add(ep_ret[i])

@@ -1,11 +1,14 @@
-"""How tracetorch layers learn: the trace autograd Function, BPTT mode, fidelity tools."""
+"""How tracetorch layers learn: the trace autograd Function, BPTT mode, fidelity tools, and
+reward learning with traces (:class:`Reflect`)."""
 
 from .bptt import LEARNING_MODES, bptt, set_learning, trace_layers
 from .fidelity import cosine, gradient_fidelity, gradients
+from .reward import Reflect, reset_streams
 from .trace import TraceFunction, latest_state, local_gradients, trace_apply, trace_backward
 
 __all__ = [
     "LEARNING_MODES",
+    "Reflect",
     "TraceFunction",
     "bptt",
     "cosine",
@@ -13,6 +16,7 @@ __all__ = [
     "gradients",
     "latest_state",
     "local_gradients",
+    "reset_streams",
     "set_learning",
     "trace_apply",
     "trace_backward",

@@ -72,8 +72,9 @@ class Reflect:
     Args:
         policy: the network whose output is the action distribution ``[B, A]``
             (probabilities from :class:`~tracetorch.nn.LIS`, or logits).
-        decay: score-trace decay :math:`\lambda` in [0, 1): the discount, i.e. the credit
-            horizon of about ``1 / (1 - decay)`` steps.
+        decay: score-trace decay :math:`\lambda` in [0, 1]: the discount, i.e. the credit
+            horizon of about ``1 / (1 - decay)`` steps (1: undiscounted, no terminal
+            correction possible).
         baseline_decay: decay :math:`\mu` in [0, 1) of the reward trace that is the baseline
             (bias-corrected while young).
         output: ``"probs"`` (the policy ends in ``LIS``; default) or ``"logits"``.
@@ -107,9 +108,10 @@ class Reflect:
     ) -> None:
         if not isinstance(policy, nn.Module):
             raise TypeError(f"policy must be an nn.Module, got {type(policy).__name__}")
-        for name, value in (("decay", decay), ("baseline_decay", baseline_decay)):
-            if not 0.0 <= float(value) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if not 0.0 <= float(decay) <= 1.0:
+            raise ValueError(f"decay must be in [0, 1], got {decay}")
+        if not 0.0 <= float(baseline_decay) < 1.0:
+            raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
         if output not in ("probs", "logits"):
             raise ValueError(f"output must be 'probs' or 'logits', got {output!r}")
         self.policy = policy
@@ -225,6 +227,11 @@ class Reflect:
         if terminated is not None:
             term = torch.as_tensor(terminated, device=e.device).bool()
             lam = self.decay
+            if lam >= 1.0 and bool(term.any()):
+                raise ValueError(
+                    "Reflect: a terminated episode needs decay < 1 (the terminal correction "
+                    "is -b * decay / (1 - decay)); pass it as truncated for decay = 1"
+                )
             self.signal.add_((-self.baseline * (lam / (1 - lam)) * term).unsqueeze(-1) * e)
             ended = term
         if truncated is not None:
@@ -250,7 +257,7 @@ class Reflect:
             p_bar = layer.average_output(layer.average_input()).float()
         return g / p_bar.clamp_min(torch.finfo(p_bar.dtype).tiny)
 
-    def backward(self, output: Tensor | None = None) -> None:
+    def backward(self, output: Tensor | None = None) -> bool:
         """Send the accumulated signal into the network's local graphs and clear it.
 
         Args:
@@ -259,14 +266,19 @@ class Reflect:
                 ``torch.nn`` modules before the policy learn too. ``None``: the explicit path
                 ``policy.backward(signal)`` (tracetorch layers only).
 
-        Gradients accumulate into ``.grad``; step the optimizer after.
+        Gradients accumulate into ``.grad``; step the optimizer after. Returns False (and
+        does nothing) while the accumulated signal is zero, e.g. CartPole between falls:
+        then skip the optimizer step too (Adam would still move the weights by momentum).
         """
         signal = self.learning_signal()
+        if not bool(self.signal.any()):
+            return False
         if output is not None:
             output.backward(signal.to(output.dtype))
         else:
             self.policy.backward(signal.to(next(self.policy.parameters()).dtype))
         self.signal.zero_()
+        return True
 
 
 def reset_streams(net: nn.Module, mask: Tensor) -> None:
