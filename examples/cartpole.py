@@ -87,8 +87,10 @@ def train_reflect(args, curve: Curve, log) -> dict:
     learner = Reflect(net, decay=args.decay, baseline_decay=args.baseline_decay)
     env, obs = make_cartpole(args.envs, seed=args.seed, same_step_reset=not args.continuing)
     ep_ret = np.zeros(args.envs)
-    steps = 0
-    while len(curve.returns) < args.episodes and steps < args.max_steps:
+    steps, pending = 0, False
+    while len(curve.returns) < args.episodes and steps < args.max_steps and not (
+        args.stop_when_solved and curve.solved_at
+    ):
         p = policy_step(net, obs, args.substeps)
         a = learner.act(p, generator=gen)
         obs, r, term, trunc, _ = env.step(a.numpy())
@@ -99,10 +101,14 @@ def train_reflect(args, curve: Curve, log) -> dict:
         else:
             learner.reward(torch.as_tensor(r), terminated=torch.as_tensor(term),
                            truncated=torch.as_tensor(trunc))
-        if steps % args.learn_every == 0 or (done.any() and not args.continuing):
+        # The signal enters the local graphs now (before the next forward, and before an
+        # ended stream's state is reset); the optimizer steps every k steps on the sum.
+        if learner.backward(p):  # False while there is no signal (CartPole between falls)
+            pending = True
+        if pending and steps % args.learn_every == 0:
+            opt.step()
             opt.zero_grad()
-            if learner.backward(p):  # False while there is no signal (CartPole between falls)
-                opt.step()
+            pending = False
         ep_ret += r
         for i in np.flatnonzero(done):
             curve.add(ep_ret[i])
@@ -123,7 +129,9 @@ def train_reinforce(args, curve: Curve, log, spiking: bool) -> dict:
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     env, obs = make_cartpole(1, seed=args.seed)
     steps = 0
-    while len(curve.returns) < args.episodes and steps < args.max_steps:
+    while len(curve.returns) < args.episodes and steps < args.max_steps and not (
+        args.stop_when_solved and curve.solved_at
+    ):
         logps, rewards = [], []
         with tt.bptt(net):
             if spiking:
@@ -170,6 +178,7 @@ def run(args) -> dict:
     result = {
         "method": args.method + ("-continuing" if args.continuing else ""),
         "seed": args.seed,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out",)},
         "episodes": len(curve.returns),
         "solved_at": curve.solved_at,
         "best_mean100": round(curve.best_mean100, 1),
@@ -188,12 +197,13 @@ def make_parser() -> argparse.ArgumentParser:
                    help="REFLECT without episode ends: rewards only, the env resets itself")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--episodes", type=int, default=2000)
+    p.add_argument("--stop-when-solved", action="store_true")
     p.add_argument("--max-steps", type=int, default=10**7, help="cap on environment steps")
     p.add_argument("--envs", type=int, default=8, help="REFLECT: environments (streams) at once")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--substeps", type=int, default=2, help="network steps per environment step")
     p.add_argument("--trace-decay", type=float, default=0.5)
-    p.add_argument("--lr", type=float, default=None, help="default: 2e-3 REFLECT, 1e-2 others")
+    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 REFLECT, 1e-2 others")
     p.add_argument("--decay", type=float, default=0.95, help="REFLECT score-trace decay (discount)")
     p.add_argument("--baseline-decay", type=float, default=0.999)
     p.add_argument("--learn-every", type=int, default=1, help="REFLECT: learn every k steps")
@@ -206,7 +216,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> dict:
     args = make_parser().parse_args(argv)
     if args.lr is None:
-        args.lr = 2e-3 if args.method == "reflect" else 1e-2
+        args.lr = 1e-3 if args.method == "reflect" else 1e-2
     result = run(args)
     print(f"{result['method']} seed {args.seed}: solved at episode {result['solved_at']}, "
           f"best mean100 {result['best_mean100']}, {result['episodes']} episodes, "
