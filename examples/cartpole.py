@@ -21,55 +21,32 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import deque
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import tracetorch as tt
-from tracetorch.data.envs import encode_cartpole, make_cartpole
-from tracetorch.learning.reward import Reflect, reset_streams
-
-SOLVED = 475.0
-
-
-def make_snn(hidden: int = 64, trace_decay: float = 0.5) -> tt.nn.Sequential:
-    """``LIF(8, hidden) -> LIS(hidden, 2)``: fast membranes and short traces (a reactive task)."""
-    return tt.nn.Sequential(
-        tt.nn.LIF(8, hidden, beta=0.5, trace_decay=trace_decay, bias_correction=False),
-        tt.nn.LIS(hidden, 2, beta=0.5, trace_decay=trace_decay, bias_correction=False),
-    )
+from tracetorch.data.envs import (
+    ReturnCurve,
+    cartpole_policy,
+    encode_cartpole,
+    make_cartpole,
+    train_cartpole,
+)
 
 
 def make_mlp(hidden: int = 64) -> torch.nn.Module:
+    """The non-spiking reference: the same 8 inputs, a ReLU hidden layer, a softmax."""
     return torch.nn.Sequential(
         torch.nn.Linear(8, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2),
         torch.nn.Softmax(-1),
     )
 
 
-class Curve:
-    """Episode returns in order of completion, and the first episode at which it is solved."""
-
-    def __init__(self) -> None:
-        self.returns: list[float] = []
-        self.window: deque[float] = deque(maxlen=100)
-        self.solved_at: int | None = None
-
-    def add(self, ret: float) -> None:
-        self.returns.append(float(ret))
-        self.window.append(float(ret))
-        if self.solved_at is None and len(self.window) == 100 and np.mean(self.window) >= SOLVED:
-            self.solved_at = len(self.returns)
-
-    @property
-    def best_mean100(self) -> float:
-        r = np.asarray(self.returns)
-        if len(r) < 100:
-            return float(r.mean()) if len(r) else 0.0
-        c = np.cumsum(np.insert(r, 0, 0.0))
-        return float(((c[100:] - c[:-100]) / 100).max())
+def make_snn(hidden: int = 64, trace_decay: float = 0.5) -> tt.nn.Sequential:
+    """The spiking policy, ``LIF(8, hidden) -> LIS(hidden, 2)`` (shared by both SNN learners)."""
+    return cartpole_policy(hidden, trace_decay)
 
 
 def policy_step(net, obs, substeps: int) -> torch.Tensor:
@@ -78,50 +55,21 @@ def policy_step(net, obs, substeps: int) -> torch.Tensor:
     return net(x.expand(substeps, *x.shape))[-1] if substeps > 1 else net(x)
 
 
-def train_reflect(args, curve: Curve, log) -> dict:
-    """REFLECT on ``--envs`` CartPoles at once (a batch of streams)."""
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
-    net = make_snn(args.hidden, args.trace_decay)
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    learner = Reflect(net, decay=args.decay, baseline_decay=args.baseline_decay)
-    env, obs = make_cartpole(args.envs, seed=args.seed, same_step_reset=not args.continuing)
-    ep_ret = np.zeros(args.envs)
-    steps, pending = 0, False
-    while len(curve.returns) < args.episodes and steps < args.max_steps and not (
-        args.stop_when_solved and curve.solved_at
-    ):
-        p = policy_step(net, obs, args.substeps)
-        a = learner.act(p, generator=gen)
-        obs, r, term, trunc, _ = env.step(a.numpy())
-        steps += 1
-        done = term | trunc
-        if args.continuing:  # the learner sees rewards only; the environment resets itself
-            learner.reward(torch.as_tensor(r))
-        else:
-            learner.reward(torch.as_tensor(r), terminated=torch.as_tensor(term),
-                           truncated=torch.as_tensor(trunc))
-        # The signal enters the local graphs now (before the next forward, and before an
-        # ended stream's state is reset); the optimizer steps every k steps on the sum.
-        if learner.backward(p):  # False while there is no signal (CartPole between falls)
-            pending = True
-        if pending and steps % args.learn_every == 0:
-            opt.step()
-            opt.zero_grad()
-            pending = False
-        ep_ret += r
-        for i in np.flatnonzero(done):
-            curve.add(ep_ret[i])
-            ep_ret[i] = 0
-            if len(curve.returns) % args.log_every == 0:
-                log(len(curve.returns), curve)
-        if done.any() and not args.continuing:
-            reset_streams(net, torch.as_tensor(done))
-    env.close()
-    return {"env_steps": steps * args.envs}
+def train_reflect(args, curve: ReturnCurve, log) -> dict:
+    """REFLECT on ``--envs`` CartPoles at once (a batch of streams): the library's loop."""
+    result = train_cartpole(
+        seed=args.seed, episodes=args.episodes, envs=args.envs, hidden=args.hidden,
+        substeps=args.substeps, trace_decay=args.trace_decay, lr=args.lr, decay=args.decay,
+        baseline_decay=args.baseline_decay, learn_every=args.learn_every,
+        continuing=args.continuing, stop_when_solved=args.stop_when_solved,
+        max_steps=args.max_steps, log=lambda n, mean, s: log(n, mean), log_every=args.log_every,
+    )
+    for ret in result["returns"]:
+        curve.add(ret)
+    return {"env_steps": result["env_steps"]}
 
 
-def train_reinforce(args, curve: Curve, log, spiking: bool) -> dict:
+def train_reinforce(args, curve: ReturnCurve, log, spiking: bool) -> dict:
     """REINFORCE, one episode at a time: BPTT through the SNN, or a non-spiking MLP."""
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -156,19 +104,18 @@ def train_reinforce(args, curve: Curve, log, spiking: bool) -> dict:
             opt.step()
         curve.add(sum(rewards))
         if len(curve.returns) % args.log_every == 0:
-            log(len(curve.returns), curve)
+            log(len(curve.returns), curve.mean())
     env.close()
     return {"env_steps": steps}
 
 
 def run(args) -> dict:
     torch.set_num_threads(1)
-    curve = Curve()
+    curve = ReturnCurve()
     start = time.perf_counter()
 
-    def log(n: int, c: Curve) -> None:
-        recent = np.mean(c.returns[-100:])
-        print(f"  episode {n:5d}  mean100 {recent:6.1f}  {time.perf_counter() - start:6.0f} s",
+    def log(n: int, mean100: float) -> None:
+        print(f"  episode {n:5d}  mean100 {mean100:6.1f}  {time.perf_counter() - start:6.0f} s",
               flush=True)
 
     if args.method == "reflect":
@@ -181,8 +128,8 @@ def run(args) -> dict:
         "settings": {k: v for k, v in vars(args).items() if k not in ("out",)},
         "episodes": len(curve.returns),
         "solved_at": curve.solved_at,
-        "best_mean100": round(curve.best_mean100, 1),
-        "final_mean100": round(float(np.mean(curve.returns[-100:])), 1) if curve.returns else 0,
+        "best_mean100": round(curve.best_mean(), 1),
+        "final_mean100": round(curve.mean(), 1),
         "wall_s": round(time.perf_counter() - start, 1),
         "returns": curve.returns,
         **extra,
