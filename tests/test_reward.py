@@ -224,3 +224,14 @@ def test_cartpole_smoke():
     assert ended > 0  # a random policy falls within 60 steps
     assert all(torch.isfinite(p).all() for p in net.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+def test_cli_cartpole(tmp_path, capsys):
+    pytest.importorskip("gymnasium", reason="gymnasium is not installed (extra tracetorch[rl])")
+    from tracetorch.cli import main
+
+    assert main(["train", "--task", "cartpole", "--episodes", "4", "--envs", "2", "--no-plots",
+                 "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "history.json").exists()
+    assert main(["train", "--task", "cartpole", "--epochs", "2", "--out", str(tmp_path)]) == 2
+    assert "does not apply" in capsys.readouterr().err
