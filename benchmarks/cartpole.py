@@ -49,10 +49,13 @@ def cmd_run(args) -> None:
         if args.stop_when_solved:
             argv.append("--stop-when-solved")
         argv += args.extra
-        name = args.method + ("-continuing" if args.continuing else "") + f"_seed{seed}.json"
-        argv += ["--out", str(OUT / name)]
+        label = args.method + ("-continuing" if args.continuing else "") + args.tag
+        argv += ["--out", str(OUT / f"{label}_seed{seed}.json")]
         print("examples/cartpole.py", " ".join(argv), flush=True)
-        ex.main(argv)
+        result = ex.main(argv)
+        if args.tag:  # the label in the table and the plot
+            result["method"] = label
+            (OUT / f"{label}_seed{seed}.json").write_text(json.dumps(result))
 
 
 def _episode_obs(length: int) -> torch.Tensor:
@@ -193,6 +196,7 @@ def main(argv=None) -> None:
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     r.add_argument("--episodes", type=int, default=2000)
     r.add_argument("--no-stop", dest="stop_when_solved", action="store_false")
+    r.add_argument("--tag", default="", help="appended to the learner's label, e.g. ' lr=1e-3'")
     r.add_argument("extra", nargs="*", help="more options for examples/cartpole.py (after --)")
     m = sub.add_parser("memory")
     m.add_argument("--lengths", type=int, nargs="+", default=[100, 500, 2000, 8000])
