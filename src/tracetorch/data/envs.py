@@ -162,9 +162,10 @@ def train_cartpole(
 
     Per environment step: ``substeps`` network steps on the encoded observation, an action
     sampled per stream, the rewards (and, unless ``continuing``, the episode ends) given to the
-    learner, the learning signal sent into the local graphs; Adam steps every ``learn_every``
-    steps on the summed gradients. ``continuing``: the learner sees rewards only, gymnasium
-    resets each environment itself (``NEXT_STEP``: the fall shows as one step of reward 0).
+    learner; every ``learn_every`` steps the accumulated learning signal goes into the local
+    graphs and Adam steps (episode ends send theirs at once, before the stream restarts).
+    ``continuing``: the learner sees rewards only, gymnasium resets each environment itself
+    (``NEXT_STEP``: the fall shows as one step of reward 0).
 
     Returns a dict: ``returns`` (per episode, in order of completion), ``solved_at``,
     ``best_mean100``, ``wall_s``, ``env_steps``, and the ``model``, ``learner``, ``optimizer``.
@@ -195,15 +196,17 @@ def train_cartpole(
             learner.reward(r_t)
         else:
             learner.reward(r_t, terminated=torch.as_tensor(term), truncated=torch.as_tensor(trunc))
-        # The signal enters the local graphs now (before the next forward, and before an ended
-        # stream's state is reset); the optimizer steps every learn_every steps on the sum.
-        if learner.backward(p):  # False while there is no signal (CartPole between falls)
-            pending = True
-        if pending and steps % learn_every == 0:
+        # Every learn_every steps the accumulated signal enters the local graphs and Adam steps.
+        # An episode end sends it at once (before the ended stream's state is reset); the
+        # optimizer still waits for the next multiple of learn_every.
+        done = term | trunc
+        learn = steps % learn_every == 0
+        if (learn or (not continuing and done.any())) and learner.backward(p):
+            pending = True  # backward() is False while there is no signal (between falls)
+        if pending and learn:
             opt.step()
             opt.zero_grad()
             pending = False
-        done = term | trunc
         for i in range(envs):
             ep_ret[i] += float(r[i])
             if done[i]:
