@@ -66,20 +66,23 @@ class RuleFlipStream:
         return x, (1 - label) if rule_b else label
 
 
-def make_net(n_in: int, k: int, hidden: int = 64) -> tt.nn.Sequential:
+def make_net(n_in: int, k: int, hidden: int = 64, dynamics: bool = True) -> tt.nn.Sequential:
     # Windows of about one trial: traces and the readout forget the previous trial. The readout's
     # trace decay is tied to its beta, without bias, so its trace gradient is exact.
     d = 1.0 - 1.0 / k
     return tt.nn.Sequential(
-        tt.nn.LIF(n_in, hidden, trace_decay=d, bias_correction=False),
-        tt.nn.LI(hidden, 2, bias=False, beta=d, trace_decay=d, bias_correction=False),
+        tt.nn.LIF(n_in, hidden, trace_decay=d, bias_correction=False, learn_beta=dynamics,
+                  learn_threshold=dynamics),
+        tt.nn.LI(hidden, 2, bias=False, beta=d, trace_decay=d, bias_correction=False,
+                 learn_beta=dynamics),
     )
 
 
-def run(mode: str, steps: int, k: int, flip: int, batch: int, lr: float, seed: int) -> dict:
+def run(mode: str, steps: int, k: int, flip: int, batch: int, lr: float, seed: int,
+        dynamics: bool = True) -> dict:
     torch.manual_seed(seed)
     stream = RuleFlipStream(batch, k, flip=flip, seed=seed)
-    net = make_net(stream.n_inputs, k)
+    net = make_net(stream.n_inputs, k, dynamics=dynamics)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     trials = steps // k
     acc = np.zeros(trials, dtype=np.float32)
@@ -106,7 +109,8 @@ def run(mode: str, steps: int, k: int, flip: int, batch: int, lr: float, seed: i
             memory.append(((i + 1) * k, round(current_memory_mb(), 1)))
     wall = time.perf_counter() - start
     return {"mode": mode, "steps": trials * k, "k": k, "flip_trials": flip, "batch": batch,
-            "lr": lr, "seed": seed, "wall_s": round(wall, 1), "accuracy": acc.tolist(),
+            "lr": lr, "seed": seed, "learn_dynamics": dynamics, "wall_s": round(wall, 1),
+            "accuracy": acc.tolist(),
             "memory_mb": memory}
 
 
@@ -119,6 +123,7 @@ def summarize(res: dict) -> dict:
     tail = max(1, flip // 5)
     return {
         "mode": res["mode"],
+        "learn_dynamics": res.get("learn_dynamics", True),
         "steps": res["steps"],
         "wall_s": res["wall_s"],
         "switches": n_blocks - 1,
@@ -170,13 +175,16 @@ def main(argv=None) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", nargs="+", default=["trace", "bptt"])
+    p.add_argument("--fixed-dynamics", action="store_true",
+                   help="do not learn the decays (beta) and thresholds, only weights and biases")
     p.add_argument("--out", type=Path, default=RESULTS / "stream.json")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "stream.png")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     results = []
     for mode in args.modes:
-        res = run(mode, args.steps, args.k, args.flip, args.batch, args.lr, args.seed)
+        res = run(mode, args.steps, args.k, args.flip, args.batch, args.lr, args.seed,
+                  dynamics=not args.fixed_dynamics)
         results.append(res)
         print(json.dumps(summarize(res)), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
