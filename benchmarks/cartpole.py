@@ -199,7 +199,7 @@ def main(argv=None) -> None:
     r.add_argument("--tag", default="", help="appended to the learner's label, e.g. ' lr=1e-3'")
     r.add_argument("extra", nargs="*", help="more options for examples/cartpole.py (after --)")
     m = sub.add_parser("memory")
-    m.add_argument("--lengths", type=int, nargs="+", default=[100, 500, 2000, 8000])
+    m.add_argument("--lengths", type=int, nargs="+", default=[100, 500, 2000])
     sub.add_parser("report")
     args = p.parse_args(argv)
     {"run": cmd_run, "memory": cmd_memory, "report": cmd_report}[args.cmd](args)
