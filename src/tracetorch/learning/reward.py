@@ -129,7 +129,6 @@ class Reflect:
         self.signal: Tensor | None = None
         self.baseline: Tensor | None = None
         self.reward_steps: Tensor | None = None
-        self._probs: Tensor | None = None
 
     def _prepare(self, p: Tensor) -> None:
         if self.score_trace is None:
