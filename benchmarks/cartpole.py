@@ -139,6 +139,17 @@ def _load_runs() -> dict[str, list[dict]]:
     return runs
 
 
+#: colour, line width and style of each learner in the plot (REFLECT in front).
+STYLE = {
+    "reflect": ("C3", 2.0, "-"),
+    "mlp": ("C2", 1.0, "-"),
+    "bptt-lr1e-3": ("C0", 1.0, "-"),
+    "bptt": ("0.6", 0.8, "-"),
+    "reflect-continuing": ("C4", 0.8, "--"),
+    "reflect-continuing-k10": ("C1", 0.8, ":"),
+}
+
+
 def cmd_report(args) -> None:
     import matplotlib
 
@@ -172,8 +183,8 @@ def cmd_report(args) -> None:
             ret = np.asarray(r["returns"])
             w = min(100, len(ret))
             mean = np.convolve(ret, np.ones(w) / w, mode="valid")
-            color = colors.setdefault(method, f"C{len(colors)}")
-            ax.plot(np.arange(w, len(ret) + 1), mean, color=color, lw=1,
+            color, lw, ls = STYLE.get(method, (colors.setdefault(method, f"C{len(colors)}"), 1, "-"))
+            ax.plot(np.arange(w, len(ret) + 1), mean, color=color, lw=lw, ls=ls,
                     label=method if r["seed"] == results[0]["seed"] else None)
     ax.axhline(475, color="k", ls="--", lw=0.8, label="solved (475)")
     ax.set(xlabel="episode", ylabel="mean return of the last 100 episodes",
