@@ -183,7 +183,8 @@ def cmd_report(args) -> None:
             ret = np.asarray(r["returns"])
             w = min(100, len(ret))
             mean = np.convolve(ret, np.ones(w) / w, mode="valid")
-            color, lw, ls = STYLE.get(method, (colors.setdefault(method, f"C{len(colors)}"), 1, "-"))
+            default = (colors.setdefault(method, f"C{len(colors)}"), 1, "-")
+            color, lw, ls = STYLE.get(method, default)
             ax.plot(np.arange(w, len(ret) + 1), mean, color=color, lw=lw, ls=ls,
                     label=method if r["seed"] == results[0]["seed"] else None)
     ax.axhline(475, color="k", ls="--", lw=0.8, label="solved (475)")
