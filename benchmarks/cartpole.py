@@ -191,7 +191,7 @@ def cmd_report(args) -> None:
     ax.set(xlabel="episode", ylabel="mean return of the last 100 episodes",
            title="CartPole-v1: spiking policy, REFLECT vs REINFORCE (3 seeds each)",
            xlim=(0, 2000))
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = ROOT / "docs" / "img" / "cartpole.png"
