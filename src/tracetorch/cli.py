@@ -207,7 +207,9 @@ def make_parser() -> argparse.ArgumentParser:
         "the task's recipe. Under torchrun it trains data-parallel.",
     )
     source = train.add_mutually_exclusive_group()
-    source.add_argument("--task", choices=sorted(RECIPES), help="a bundled task, or shd")
+    source.add_argument(
+        "--task", choices=sorted([*RECIPES, "cartpole"]), help="a bundled task, shd or cartpole"
+    )
     source.add_argument(
         "--data",
         type=Path,
@@ -320,6 +322,7 @@ def make_parser() -> argparse.ArgumentParser:
         "new run's first epoch ends, not before)",
     )
     _common(train, "runs/<task>")
+    _add_cartpole_options(train)
     return parser
 
 
@@ -646,7 +649,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     distributed = False
     try:
         distributed = _start_distributed(args)
-        run_training(args, title=title)
+        if args.command == "train" and args.task == "cartpole":
+            run_cartpole(args)
+        else:
+            run_training(args, title=title)
         if distributed:  # the others wait for rank 0's files; then all leave the group together
             dist.barrier()
     except UsageError as e:
@@ -678,6 +684,79 @@ def main(argv: Sequence[str] | None = None) -> int:
         if distributed:
             dist.destroy_process_group()
     return 0
+
+
+# ---------------------------------------------------------------------- reward learning
+# `tracetorch train --task cartpole`: kept apart from the supervised tasks' loop on purpose
+# (reward learning has no epochs, batches or test split). See docs/reward.md.
+def _add_cartpole_options(train: argparse.ArgumentParser) -> None:
+    group = train.add_argument_group("cartpole (reward learning with REFLECT; extra [rl])")
+    group.add_argument("--episodes", type=_positive, default=None, help="episode budget (2000)")
+    group.add_argument("--envs", type=_positive, default=None, help="environments at once (8)")
+    group.add_argument(
+        "--continuing", action="store_true", help="no episode ends seen by the learner"
+    )
+
+
+def run_cartpole(args: argparse.Namespace) -> dict[str, Any]:
+    """Train the spiking CartPole policy with REFLECT; print and save the outcome."""
+    if args.learning != "trace":
+        raise UsageError("--task cartpole learns with REFLECT (trace learning); drop --learning")
+    ignored = ("steps", "delay", "encoding", "epochs", "batch_size", "chunk_size", "train_size",
+               "test_size", "max_batches")
+    used = [f"--{n.replace('_', '-')}" for n in ignored if getattr(args, n, None) is not None]
+    if used or args.resume:
+        raise UsageError(f"{', '.join(used) or '--resume'} does not apply to --task cartpole")
+    if args.device not in ("cpu", "auto"):
+        raise UsageError("--task cartpole runs on the CPU (a small policy, one env step at a time)")
+    from .data.envs import train_cartpole
+
+    torch.set_num_threads(args.threads)
+    episodes = args.episodes or 2000
+    print(f"tracetorch train --task cartpole: REFLECT, {episodes} episodes, seed {args.seed}")
+    result = train_cartpole(
+        seed=args.seed,
+        episodes=episodes,
+        envs=args.envs or 8,
+        hidden=args.hidden or 64,
+        lr=args.lr or 1e-3,
+        learn_every=args.learn_every or 1,
+        continuing=args.continuing,
+        log=lambda n, mean, s: print(f"  episode {n:5d}  mean100 {mean:6.1f}  {s:6.0f} s"),
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "model": result["model"].state_dict(),
+            "stream": result["model"].stream_state_dict(),
+            "optimizer": result["optimizer"].state_dict(),
+            "learner": result["learner"].state_dict(),
+        },
+        out / "checkpoint.pt",
+    )
+    keep = {k: v for k, v in result.items() if k not in ("model", "learner", "optimizer")}
+    (out / "history.json").write_text(json.dumps(keep))
+    if not args.no_plots:
+        from .plot import _axes
+
+        fig, ax = _axes(None, figsize=(7, 4))
+        ret = result["returns"]
+        ax.plot(ret, lw=0.5, alpha=0.5, label="return")
+        w = min(100, len(ret))
+        if w:
+            c = [sum(ret[max(0, i - w + 1) : i + 1]) / min(w, i + 1) for i in range(len(ret))]
+            ax.plot(c, label=f"mean of the last {w}")
+        ax.axhline(475, color="k", ls="--", lw=0.8)
+        ax.set(xlabel="episode", ylabel="return", title="CartPole-v1, REFLECT")
+        ax.legend()
+        fig.savefig(out / "returns.png", dpi=100)
+    solved = result["solved_at"]
+    print(
+        f"solved at episode {solved}" if solved else "not solved",
+        f"| best mean100 {result['best_mean100']} | {result['wall_s']} s | wrote {out}",
+    )
+    return result
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,5 @@
-"""How tracetorch layers learn: trace mode, eligibility mode (e-prop), BPTT, fidelity tools."""
+"""How tracetorch layers learn: trace mode, eligibility mode (e-prop), BPTT, fidelity tools,
+and reward learning with traces (:class:`Reflect`)."""
 
 from .bptt import (
     LEARNING_MODES,
@@ -9,10 +10,12 @@ from .bptt import (
     trace_layers,
 )
 from .fidelity import cosine, gradient_fidelity, gradients
+from .reward import Reflect, reset_streams
 from .trace import TraceFunction, latest_state, local_gradients, trace_apply, trace_backward
 
 __all__ = [
     "LEARNING_MODES",
+    "Reflect",
     "TraceFunction",
     "bptt",
     "cosine",
@@ -22,6 +25,7 @@ __all__ = [
     "latest_state",
     "learning_mode",
     "local_gradients",
+    "reset_streams",
     "set_learning",
     "trace_apply",
     "trace_backward",
