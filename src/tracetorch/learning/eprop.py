@@ -52,9 +52,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from .trace import TraceFunction, _fresh
+from .trace import TraceFunction
 
 __all__ = [
     "EligibilityFunction",
@@ -516,23 +515,7 @@ class EligibilityFunction(TraceFunction):
     def forward(x: Tensor, layer, *params: Tensor) -> Tensor:
         return _advance(layer, x)
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output: Tensor):
-        layer = ctx.layer
-        if not _fresh(ctx, layer, grad_output):
-            return (None, None, *(None for _ in ctx.param_versions))
-        signal = grad_output.sum(0) if ctx.sequence else grad_output
-        upstream, grads = gradients(layer, signal)
-        needs = ctx.needs_input_grad[2:]
-        grads = [g if need else None for g, need in zip(grads, needs, strict=True)]
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = upstream.to(ctx.input_dtype)
-            if ctx.sequence:
-                steps = ctx.input_shape[0]
-                grad_x = (grad_x / steps).unsqueeze(0).expand(ctx.input_shape)
-        return (grad_x, None, *grads)
+    gradients = staticmethod(gradients)  # the eligibility rule (module level, above)
 
 
 def eligibility_apply(layer, x: Tensor) -> Tensor:

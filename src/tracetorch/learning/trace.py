@@ -138,6 +138,12 @@ class TraceFunction(torch.autograd.Function):
         return layer.advance(x)
 
     @staticmethod
+    def gradients(layer, signal: Tensor) -> tuple[Tensor, list[Tensor | None]]:
+        """``(dL/da, parameter gradients)`` of the learning rule for ``signal`` (a subclass,
+        e.g. eligibility learning, swaps the rule and keeps the rest of the node)."""
+        return local_gradients(layer, signal, layer.trace_parameters())
+
+    @staticmethod
     def setup_context(ctx, inputs, output):
         x, layer, params = inputs[0], inputs[1], inputs[2:]
         ctx.layer = layer
@@ -157,8 +163,7 @@ class TraceFunction(torch.autograd.Function):
         if ctx.sequence and grad_output.shape[0] > 1 and _first_trace_node_of_this_backward():
             _warn_if_spread(grad_output, layer)
         signal = grad_output.sum(0) if ctx.sequence else grad_output
-        params = layer.trace_parameters()
-        grad_a, grads = local_gradients(layer, signal, params)
+        grad_a, grads = ctx._forward_cls.gradients(layer, signal)
         needs = ctx.needs_input_grad[2:]
         grads = [g if need else None for g, need in zip(grads, needs, strict=True)]
         grad_x = None
