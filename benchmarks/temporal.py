@@ -43,6 +43,9 @@ TASKS = {
         make=lambda: tt.data.Evidence(delay=20000, train_size=1024, test_size=256),
         epochs=2, lr=3e-3, batch=64, chunk=1000,
     ),
+    "digits-image-30ep": dict(
+        make=lambda: tt.data.Digits(steps=25, layout="image"), epochs=30, lr=3e-3, batch=32
+    ),
     "digits-image": dict(
         make=lambda: tt.data.Digits(steps=25, layout="image"), epochs=20, lr=3e-3, batch=32
     ),

@@ -207,7 +207,7 @@ def _advance(layer, x: Tensor) -> Tensor:
     elig = _state(layer, batch, n_in)
     size = layer.chunk_steps(batch)
     state, trace = layer.state, layer.trace
-    p = layer.neuron_params(bptt=False)
+    p = layer.fast_params()
     out = state[0].new_empty((steps, *state[0].shape))
     d, w = _trace_decay_and_weights(layer, steps, size)
     readout = type(layer) in _readout_kinds()
@@ -237,7 +237,9 @@ def _advance(layer, x: Tensor) -> Tensor:
     layer._store(state, trace, layer.steps + steps)
     layer.__dict__["_eligibility"] = elig
     layer.__dict__["_eligibility_version"] = layer.state_version
-    if layer.check_finite and not all(bool(torch.isfinite(t).all()) for t in state):
+    from ..nn.base import finite
+
+    if layer.check_finite and not finite(state, trace):
         raise FloatingPointError(
             f"{type(layer).__name__}: the state became NaN or infinite during this call"
         )

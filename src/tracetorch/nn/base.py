@@ -29,7 +29,16 @@ from ..learning.trace import trace_apply, trace_backward
 from . import parameters as P
 from .execution import advance_fast, advance_graph
 
-__all__ = ["TraceLayer"]
+__all__ = ["TraceLayer", "finite"]
+
+
+def finite(state: NamedTuple, trace: Tensor) -> bool:
+    """Whether the state's first field (the one the input drives) and the trace are finite.
+
+    One fused check, ``isfinite(sum + sum)``: NaN and inf propagate through the sums, and a
+    bounded membrane cannot overflow them.
+    """
+    return bool(torch.isfinite(state[0].sum() + trace.sum()))
 
 
 class TraceLayer(nn.Module):
@@ -184,6 +193,21 @@ class TraceLayer(nn.Module):
     def neuron_params(self, bptt: bool) -> NamedTuple:
         """The parameters of :attr:`step` (mapped values; with a surrogate spike if ``bptt``)."""
         raise NotImplementedError
+
+    def fast_params(self) -> NamedTuple:
+        """:meth:`neuron_params` without a graph, cached while the parameters keep their values
+        (version counters and storage) and the layer its reset options: a per-step loop then
+        maps its decays and thresholds once, not at every call."""
+        key = (
+            tuple((p._version, p.data_ptr()) for p in self._parameters.values() if p is not None),
+            tuple(getattr(self, name, None) for name in ("reset", "zero_diagonal")),
+        )
+        cached = self.__dict__.get("_fast_params")
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, self.neuron_params(bptt=False))
+            self.__dict__["_fast_params"] = cached
+        return cached[1]
 
     def average_output(self, a: Tensor) -> Tensor:
         """The layer's average output for average input ``a`` (the local graph)."""
@@ -410,7 +434,7 @@ class TraceLayer(nn.Module):
         run = advance_graph if bptt else advance_fast
         out, state, trace = run(self, xs, self.state, self.trace)
         self._store(state, trace, self.steps + xs.shape[0])
-        if self.check_finite and not all(bool(torch.isfinite(t).all()) for t in (*state, trace)):
+        if self.check_finite and not finite(state, trace):
             raise FloatingPointError(
                 f"{type(self).__name__}: the state or the input trace became NaN or infinite "
                 "during this call; the input or the parameters contain NaN/inf or overflow "

@@ -33,9 +33,7 @@ def _trace_decay_and_weights(layer, steps: int, chunk: int) -> tuple[Tensor | fl
     shared-decay check (it would synchronise the device).
     """
     raw = layer.trace_decay_raw.detach()
-    if steps <= 1:
-        return _per_channel(layer, layer.trace_decay.detach()), None
-    size = min(steps, chunk)
+    size = max(1, min(steps, chunk))
     cached = layer.__dict__.get("_trace_cache")
     if (
         cached is not None
@@ -44,18 +42,19 @@ def _trace_decay_and_weights(layer, steps: int, chunk: int) -> tuple[Tensor | fl
         and cached[2].shape[0] >= size
         and torch.equal(cached[0], raw)
     ):
-        return cached[1], cached[2]
+        return cached[1], (cached[2] if steps > 1 else None)
     d = layer.trace_decay.detach()
     like = layer.trace
     if raw.device.type != "cpu":
-        return _per_channel(layer, d), tf.trace_weights(_per_channel(layer, d), size, like=like)
+        d = _per_channel(layer, d)
+        return d, (tf.trace_weights(d, size, like=like) if steps > 1 else None)
     if bool((d == d[0]).all()):
         d = float(d[0])  # a number: trace_run's one-BLAS-call form
     else:
         d = _per_channel(layer, d)
-    w = tf.trace_weights(d, chunk, like=like)
+    w = tf.trace_weights(d, max(chunk, size), like=like)
     layer.__dict__["_trace_cache"] = (raw.clone(), d, w)
-    return d, w
+    return d, (w if steps > 1 else None)
 
 
 def _per_channel(layer, d: Tensor) -> Tensor:
@@ -84,7 +83,7 @@ def advance_fast(layer, xs: Tensor, state: Any, trace: Tensor) -> tuple[Tensor, 
     size = layer.chunk_steps(batch)
     first = state[0]
     out = first.new_empty((steps, *first.shape))
-    p = layer.neuron_params(bptt=False)
+    p = layer.fast_params()
     fast_run = layer.fast_run
     d, w = _trace_decay_and_weights(layer, steps, size)
     for start in range(0, steps, size):
