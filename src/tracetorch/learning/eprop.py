@@ -265,18 +265,23 @@ def _spiking_steps(layer, oc: Tensor, state, p, elig: dict) -> tuple[Tensor, Ten
     u = torch.empty_like(oc)
     m = state.membrane
     s_last = elig["s_last"]
-    for t in range(oc.shape[0]):
+    us, cs = u.unbind(0), oc.unbind(0)  # views made once, not at every step
+    for t, (u_t, c_t) in enumerate(zip(us, cs, strict=True)):
         if recurrent is not None:
-            prev = s_last if t == 0 else oc[t - 1]
-            torch.addmm(oc[t], prev, recurrent.t(), out=u[t])
-            torch.addcmul(u[t], m, beta, out=u[t])
+            torch.addmm(c_t, s_last if t == 0 else cs[t - 1], recurrent.t(), out=u_t)
+            torch.addcmul(u_t, m, beta, out=u_t)
         else:
-            torch.addcmul(oc[t], m, beta, out=u[t])
-        torch.ge(u[t], theta, out=oc[t])
-        m = torch.addcmul(u[t], oc[t], theta, value=-1)
+            torch.addcmul(c_t, m, beta, out=u_t)
+        torch.ge(u_t, theta, out=c_t)
+        m = torch.addcmul(u_t, c_t, theta, value=-1)
     psi = surrogate_derivative(layer.surrogate, u - theta)
-    m_prev = torch.cat([state.membrane.unsqueeze(0), u[:-1] - theta * oc[:-1]])
-    s_prev = torch.cat([s_last.unsqueeze(0), oc[:-1]])
+    # m(t-1) and s(t-1), shifted by one step: one buffer each, no concatenation
+    m_prev = torch.empty_like(u)
+    m_prev[0] = state.membrane
+    torch.addcmul(u[:-1], oc[:-1], theta, value=-1, out=m_prev[1:])
+    s_prev = torch.empty_like(u)
+    s_prev[0] = s_last
+    s_prev[1:] = oc[:-1]
     elig["s_last"] = oc[-1].clone()
     layer.__dict__["_last_state"] = (
         type(state)(m, oc[-1].clone()) if recurrent is not None else type(state)(m)
@@ -298,8 +303,10 @@ def _spiking_chunk(layer, elig: dict, x: Tensor, psi: Tensor, m_prev: Tensor, s_
     kpow = _powers(kappa, n).flip(0).view(n, 1, 1)  # kappa^(n-t), t = 1..n
     # G(t) = kappa^(n-t) psi(t) + beta G(t+1), backwards over the chunk
     g = torch.mul(psi, kpow)
+    k_chunk = g.sum(0)  # sum_t kappa^(n-t) psi(t), before the recursion overwrites g
+    gs = g.unbind(0)
     for t in range(n - 2, -1, -1):
-        g[t].addcmul_(g[t + 1], beta)
+        gs[t].addcmul_(gs[t + 1], beta)
     g1 = g[0] * beta  # beta G(1): the weight of e(0)
     bpow = _powers(beta, n).flip(0)  # beta^(n-t), [n, out]
     kn = kappa**n
@@ -313,7 +320,6 @@ def _spiking_chunk(layer, elig: dict, x: Tensor, psi: Tensor, m_prev: Tensor, s_
     e_w.mul_((beta**n).view(1, -1, 1)).add_(new_e.transpose(0, 1))
     # small traces: [B, out], inputs 1 (bias), m(t-1) (beta), -beta s(t-1) (threshold; the
     # factor -beta is applied to the sums, not to an [n, B, out] temporary)
-    k_chunk = (kpow * psi).sum(0)
     bpow3 = bpow.unsqueeze(1)
     for name, inp, scale in (("b", None, None), ("beta", m_prev, None), ("th", s_prev, -beta)):
         e, big = elig["e_" + name], elig["E_" + name]
@@ -336,9 +342,8 @@ def _readout_chunk(layer, elig: dict, x: Tensor, prev: Tensor, membranes: Tensor
     beta = layer.beta.detach()
     bpow = _powers(beta, n).flip(0)  # beta^(n-t), [n, out]
     m_before = torch.cat([prev.unsqueeze(0), membranes[:-1]])  # m(t-1)
-    elig["e_w"].mul_((beta**n).view(1, -1, 1)).add_(
-        torch.matmul(bpow.t().unsqueeze(0), x.permute(1, 0, 2))
-    )
+    new_e = torch.mm(bpow.t(), x.reshape(n, -1)).view(-1, x.shape[1], x.shape[2])  # one GEMM
+    elig["e_w"].mul_((beta**n).view(1, -1, 1)).add_(new_e.transpose(0, 1))
     elig["e_b"].mul_(beta**n).add_(bpow.sum(0))
     # e_beta(t) = beta e_beta(t-1) + m(t-1)
     elig["e_beta"].mul_(beta**n).add_((bpow.unsqueeze(1) * m_before).sum(0))
