@@ -282,6 +282,34 @@ class FeatureTask(SpikeTask):
         return (u < p).to(torch.float32)
 
 
+class TrialTask(SpikeTask):
+    """Base of the generated trial tasks (:class:`Evidence`, :class:`TemporalOrder`).
+
+    ``train_size`` / ``test_size`` trials; the train split is redrawn every epoch when
+    ``resample`` (the draw is the epoch), the test split never; every trial has a binary class
+    from a balanced table (exactly half of each split), kept for one ``(split, draw)`` at a time.
+    """
+
+    train_size: int
+    test_size: int
+    resample: bool
+
+    def num_samples(self, split: str) -> int:
+        return self.train_size if split == "train" else self.test_size
+
+    def _draw(self, split: str, epoch: int) -> int:
+        return epoch if (split == "train" and self.resample) else 0
+
+    def _balanced(self, split: str, draw: int, what: str) -> Tensor:
+        """The balanced class of every trial of the split, ``[N]`` int64 (keyed by ``what``)."""
+        cache = self.__dict__.get("_balanced_cache", {})
+        if (split, draw, what) not in cache:
+            key = stream_key(self.seed, self.name, split, draw, what)
+            cache = {(split, draw, what): _balanced_labels(key, self.num_samples(split))}
+            self.__dict__["_balanced_cache"] = cache  # keep one split's table
+        return cache[(split, draw, what)]
+
+
 def _balanced_labels(key: int, n: int) -> Tensor:
     """Binary labels ``[n]`` (int64), exactly ``n // 2`` zeros, in an order fixed by ``key``.
 

@@ -33,8 +33,7 @@ from torch import Tensor
 
 from .base import (
     SpikeStream,
-    SpikeTask,
-    _balanced_labels,
+    TrialTask,
     _nonnegative_int,
     _positive_int,
     _probability,
@@ -45,7 +44,7 @@ from .base import (
 __all__ = ["Evidence"]
 
 
-class Evidence(SpikeTask):
+class Evidence(TrialTask):
     r"""Evidence accumulation (Poisson clicks) with a configurable delay before the recall cue.
 
     Args:
@@ -126,7 +125,6 @@ class Evidence(SpikeTask):
         self.n_classes = 2
         self.steps = self.listen + self.delay + self.recall
         self.target_from = self.listen
-        self._winners: dict[tuple[str, int], Tensor] = {}
 
     @property
     def channel_groups(self) -> dict[str, range]:
@@ -144,20 +142,9 @@ class Evidence(SpikeTask):
         a, b = self.listen, self.listen + self.delay
         return {"listen": (0, a), "delay": (a, b), "recall": (b, self.steps)}
 
-    def num_samples(self, split: str) -> int:
-        return self.train_size if split == "train" else self.test_size
-
-    def _draw(self, split: str, epoch: int) -> int:
-        return epoch if (split == "train" and self.resample) else 0
-
     def _winner(self, split: str, draw: int) -> Tensor:
         """Faster group of every trial of the split: exactly half are group 0. ``[N]`` int64."""
-        cached = self._winners.get((split, draw))
-        if cached is None:
-            key = stream_key(self.seed, self.name, split, draw, "winner")
-            cached = _balanced_labels(key, self.num_samples(split))
-            self._winners = {(split, draw): cached}  # keep one split's table
-        return cached
+        return self._balanced(split, draw, "winner")
 
     def trial_rates(self, split: str, ids: Tensor, epoch: int = 0) -> Tensor:
         """Click probability of each group per trial while listening, ``[B, 2]``."""

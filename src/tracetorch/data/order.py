@@ -28,8 +28,7 @@ import torch
 from torch import Tensor
 
 from .base import (
-    SpikeTask,
-    _balanced_labels,
+    TrialTask,
     _nonnegative_int,
     _positive_int,
     _probability,
@@ -40,7 +39,7 @@ from .base import (
 __all__ = ["TemporalOrder"]
 
 
-class TemporalOrder(SpikeTask):
+class TemporalOrder(TrialTask):
     r"""Temporal order of two cue bursts: label 0 if cue A came first, 1 if cue B did.
 
     Args:
@@ -114,7 +113,6 @@ class TemporalOrder(SpikeTask):
         self.n_inputs = 2 * self.cue_channels + self.noise_channels
         self.n_classes = 2
         self.target_from = self.steps - self.burst
-        self._labels: dict[tuple[str, int], Tensor] = {}
 
     @property
     def channel_groups(self) -> dict[str, range]:
@@ -126,20 +124,9 @@ class TemporalOrder(SpikeTask):
             "noise": range(2 * c, self.n_inputs),
         }
 
-    def num_samples(self, split: str) -> int:
-        return self.train_size if split == "train" else self.test_size
-
-    def _draw(self, split: str, epoch: int) -> int:
-        return epoch if (split == "train" and self.resample) else 0
-
     def _label_table(self, split: str, draw: int) -> Tensor:
         """Labels of every trial of the split, exactly half 0. ``[N]`` int64."""
-        cached = self._labels.get((split, draw))
-        if cached is None:
-            key = stream_key(self.seed, self.name, split, draw, "label")
-            cached = _balanced_labels(key, self.num_samples(split))
-            self._labels = {(split, draw): cached}  # keep one split's table
-        return cached
+        return self._balanced(split, draw, "label")
 
     def onsets(self, split: str, ids: Tensor, epoch: int = 0) -> Tensor:
         """Burst onsets ``(o_A, o_B)`` of trials ``ids``, ``[B, 2]`` int64 on ``ids``' device.
