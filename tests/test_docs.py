@@ -34,20 +34,15 @@ NOT_RUN = {
     "verbatim and run by tests/test_custom_neuron.py",
 }
 
-#: The modules of the API reference (docs/api/), as in docs/hooks.py.
-API_MODULES = [
-    "tracetorch",
-    "tracetorch.nn",
-    "tracetorch.functional",
-    "tracetorch.learning",
-    "tracetorch.data",
-    "tracetorch.encode",
-    "tracetorch.training",
-    "tracetorch.metrics",
-    "tracetorch.plot",
-    "tracetorch.models",
-    "tracetorch.nir",
-]
+def _api_modules() -> list[str]:
+    """The modules of the API reference (docs/api/): docs/hooks.py's list, the one source."""
+    spec = importlib.util.spec_from_file_location("_docs_hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    return hooks.API_MODULES
+
+
+API_MODULES = _api_modules()
 
 
 # ----------------------------------------------------------------------------- the site
