@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 import tracetorch as tt
+from tracetorch.training import _no_buffer_sync  # forward_sync_buffers / broadcast_buffers
 
 pytestmark = pytest.mark.skipif(
     not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed/gloo"
@@ -71,7 +72,7 @@ def _worker(rank: int, port: int, out_dir: str, mode: str) -> None:
         net = _net()
         result = {}
         if mode == "right":
-            ddp = torch.nn.parallel.DistributedDataParallel(net, broadcast_buffers=False)
+            ddp = torch.nn.parallel.DistributedDataParallel(net, **_no_buffer_sync())
             result["grads"] = _train(ddp, net, xs, ys)
         else:  # the default broadcast_buffers=True, wrapped while a stream is running
             with torch.no_grad():
