@@ -133,16 +133,21 @@ class ConvLIF(SpikingLayer):
         return f"{s}, {rest}"
 
 
+def _check_maps(name: str, x: object) -> None:
+    """ValueError naming ``name`` unless ``x`` is a tensor of feature maps ``[..., C, H, W]``."""
+    if not isinstance(x, Tensor) or x.dim() < 3:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(
+            f"{name}: input must be [..., C, H, W] (e.g. [B, C, H, W] or [T, B, C, H, W]), "
+            f"got {shape}"
+        )
+
+
 class _SequencePool:
     """Mixin: a 2-d pooling that folds any leading dimensions (``[T, B]``) into the batch."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.dim() < 3:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(
-                f"{type(self).__name__}: input must be [..., C, H, W] (e.g. [B, C, H, W] or "
-                f"[T, B, C, H, W]), got {shape}"
-            )
+        _check_maps(type(self).__name__, x)
         k = _pair(self.kernel_size)
         if x.shape[-2] < k[0] or x.shape[-1] < k[1]:
             raise ValueError(
@@ -179,10 +184,5 @@ class Flatten(nn.Flatten):
         super().__init__(start_dim=-3, end_dim=-1)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.dim() < 3:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(
-                f"Flatten: input must be [..., C, H, W] (e.g. [B, C, H, W] or [T, B, C, H, W]), "
-                f"got {shape}"
-            )
+        _check_maps("Flatten", x)
         return super().forward(x)
