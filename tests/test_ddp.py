@@ -19,7 +19,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 import tracetorch as tt
-from tracetorch.training import _no_buffer_sync  # forward_sync_buffers / broadcast_buffers
+from tracetorch.training import _no_buffer_sync, exit_process_group
 
 pytestmark = pytest.mark.skipif(
     not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed/gloo"
@@ -83,7 +83,7 @@ def _worker(rank: int, port: int, out_dir: str, mode: str) -> None:
             result["membrane"] = net[0].membrane.clone()
         torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
-        dist.destroy_process_group()
+        exit_process_group()  # leaves the group; no gloo teardown abort (SIGABRT)
 
 
 def _spawn(tmp_path, mode):

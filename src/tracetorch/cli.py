@@ -621,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     other exception is a bug in tracetorch and propagates with its traceback.
     """
     from .data import DataError
-    from .training import CheckpointError
+    from .training import CheckpointError, exit_process_group
 
     parser = make_parser()
     args = parser.parse_args(argv)
@@ -647,6 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     prog = f"tracetorch {args.command}"
     distributed = False
+    code = 0
     try:
         distributed = _start_distributed(args)
         if args.command == "train" and args.task == "cartpole":
@@ -657,20 +658,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             dist.barrier()
     except UsageError as e:
         print(f"{prog}: error: {e} (see '{prog} --help')", file=sys.stderr)
-        return 2
+        code = 2
     except Interrupted as e:
         print(f"\n{e}", file=sys.stderr)
-        return 130
+        code = 130
     except KeyboardInterrupt:
         print("\ninterrupted before training started", file=sys.stderr)
-        return 130
+        code = 130
     except CheckpointError as e:
         advice = CHECKPOINT_ADVICE.get(e.kind, e.advice)
         print(f"tracetorch: error: {e.problem}; {advice}", file=sys.stderr)
-        return 1
+        code = 1
     except DataError as e:
         print(f"tracetorch: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 1
+        code = 1
     except (
         OSError,
         ImportError,
@@ -679,11 +680,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.cuda.OutOfMemoryError,
     ) as e:
         print(f"tracetorch: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 1
+        code = 1
     finally:
-        if distributed:
-            dist.destroy_process_group()
-    return 0
+        if distributed:  # a torchrun worker: leave without gloo's teardown (see there)
+            exit_process_group(code)
+    return code
 
 
 # ---------------------------------------------------------------------- reward learning
