@@ -6,7 +6,14 @@ several delays, and ``evidence-hard-1000``: click contrast 0.05-0.25 instead of 
 Every method trains the same architecture (``n_in-128-128-n_out``: LIF, LIF, LI readout;
 beta 0.9, threshold 1) with Adam, cross-entropy on the readout at the last step,
 the same data, epochs and learning rate; 3 seeds (seed = initialisation, data split and spike
-noise); test accuracy mean +- std. Each run is a fresh subprocess
+noise); test accuracy mean +- std.
+
+The temporal tasks (``order``: which of two cues came first, equal spike counts in both
+classes; ``seqdigits``: a digit fed row by row) carry their label in the timing of events,
+where trace learning (a rate rule) is expected to lose. They also run tracetorch's
+eligibility mode and a non-spiking GRU of the same width and depth (the ceiling), and come
+with recurrent hidden layers (``order-rlif``, ``seqdigits-rlif``: ``tt.nn.RLIF`` and
+snnTorch's ``RLeaky``). Each run is a fresh subprocess
 (``python -m benchmarks.accuracy job '<json>'``) with one thread; ``jobs`` of them run at once.
 
 Trace-learning runs also measure gradient fidelity (:mod:`benchmarks.fidelity`) at
@@ -29,6 +36,10 @@ from typing import Any
 from .common import ROOT, THREAD_ENV
 
 METHODS = ["tracetorch-trace", "tracetorch-bptt", "snntorch-bptt"]
+#: the methods of the temporal tasks: the three above, eligibility mode and the GRU ceiling
+TEMPORAL_METHODS = [*METHODS, "tracetorch-eligibility", "gru"]
+#: every method any task runs, in the order of the report's columns
+ALL_METHODS = TEMPORAL_METHODS
 
 #: per task: constructor arguments of tracetorch.data, training settings, tracetorch options
 FULL_TASKS: dict[str, dict[str, Any]] = {
@@ -39,6 +50,39 @@ FULL_TASKS: dict[str, dict[str, Any]] = {
     # harder: all methods reach >= 99.4 % at the default contrast (0.2-0.8); here the two
     # click rates differ by 5-25 % and the evidence must be held for 1,000 steps
     "evidence-hard-1000": None,
+    # timing tasks (settings of benchmarks/temporal.py): trace learning is expected to lose
+    "order": {
+        "task": "order",
+        "task_kwargs": {},
+        "epochs": 30,
+        "lr": 3e-3,
+        "methods": TEMPORAL_METHODS,
+    },
+    "order-rlif": {
+        "task": "order",
+        "task_kwargs": {},
+        "epochs": 30,
+        "lr": 3e-3,
+        "neuron": "rlif",
+        "methods": TEMPORAL_METHODS[:-1],
+    },
+    "seqdigits": {
+        "task": "seqdigits",
+        "task_kwargs": {},
+        "epochs": 40,
+        "lr": 3e-3,
+        "batch": 32,
+        "methods": TEMPORAL_METHODS,
+    },
+    "seqdigits-rlif": {
+        "task": "seqdigits",
+        "task_kwargs": {},
+        "epochs": 40,
+        "lr": 3e-3,
+        "batch": 32,
+        "neuron": "rlif",
+        "methods": TEMPORAL_METHODS[:-1],
+    },
 }
 #: per-trial click contrast (c_min, c_max) of the ``evidence-hard-*`` tasks (default 0.2-0.8)
 HARD_CONTRAST = (0.05, 0.25)
@@ -162,9 +206,13 @@ def _build(method: str, spec, tt_kwargs: dict[str, Any]):
         return build("tracetorch", spec, learning="trace", **tt_kwargs)
     if method == "tracetorch-bptt":
         return build("tracetorch", spec, learning="bptt", **tt_kwargs)
+    if method == "tracetorch-eligibility":
+        return build("tracetorch", spec, learning="eligibility", **tt_kwargs)
     if method == "snntorch-bptt":
         return build("snntorch", spec)
-    raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    if method == "gru":
+        return build("gru", spec)
+    raise ValueError(f"unknown method {method!r}; expected one of {ALL_METHODS}")
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +234,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     tt_kwargs = _merge(job.get("tt_kwargs", {}), VARIANTS[job.get("variant", "default")])
     tt_kwargs = _substitute(tt_kwargs, {"trial": float(steps), "readout_beta": readout_beta})
     spec = NetSpec(
-        n_in=task.n_inputs, hidden=(128, 128), n_out=task.n_classes, readout_beta=readout_beta
+        n_in=task.n_inputs,
+        hidden=(128, 128),
+        n_out=task.n_classes,
+        readout_beta=readout_beta,
+        neuron=job.get("neuron", "lif"),
     )
     runner = _build(job["method"], spec, tt_kwargs)
     opt = torch.optim.Adam(runner.parameters(), lr=job["lr"])
@@ -262,24 +314,31 @@ def _run_subprocess(job: dict[str, Any], python: str, timeout_s: float) -> dict[
 
 def run_accuracy(
     tasks: dict[str, dict[str, Any]],
-    methods: list[str] = METHODS,
+    methods: list[str] | None = None,
     seeds: list[int] = (0, 1, 2),
     *,
     jobs: int = 2,
     budget_s: float = 1800.0,
     fidelity_tasks: set[str] = FIDELITY_TASKS,
     variants: list[str] = ("default",),
+    skip: set[str] = frozenset(),
     python: str = sys.executable,
     log=print,
 ) -> list[dict[str, Any]]:
     """Run every (task, method, seed) as a subprocess, ``jobs`` at a time; return the rows.
 
-    ``variants`` (names in :data:`VARIANTS`) apply to tracetorch trace learning only; a
-    variant other than ``"default"`` runs without the fidelity measurement.
+    ``methods=None`` runs each task's own ``methods`` (the temporal tasks add eligibility
+    mode and the GRU ceiling) or :data:`METHODS`; a list runs those of them the task has.
+    ``skip``: methods left out (a peer library that is not installed). ``variants`` (names
+    in :data:`VARIANTS`) apply to tracetorch trace learning only; a variant other than
+    ``"default"`` runs without the fidelity measurement.
     """
     todo = []
     for key, cfg in tasks.items():
-        for method in methods:
+        cfg = dict(cfg)
+        own = cfg.pop("methods", METHODS)
+        task_methods = [m for m in own if (methods is None or m in methods) and m not in skip]
+        for method in task_methods:
             for variant in variants if method == "tracetorch-trace" else ["default"]:
                 for seed in seeds:
                     todo.append(

@@ -157,8 +157,11 @@ def cmd_report(args) -> None:
     import matplotlib.pyplot as plt
 
     runs = _load_runs()
-    lines = ["| learner | seeds solved (<= 2,000 episodes) | solved at episode | best mean100 | "
-             "wall time per run (s) |", "|---|---|---|---|---|"]
+    lines = [
+        "| learner | seeds solved (<= 2,000 episodes) | solved at episode | best mean100 | "
+        "wall time per run (s) |",
+        "|---|---|---|---|---|",
+    ]
     for method, results in runs.items():
         results = sorted(results, key=lambda r: r["seed"])
         solved = [r for r in results if r["solved_at"] is not None]
@@ -170,8 +173,10 @@ def cmd_report(args) -> None:
     if mem_path.exists():
         lines += ["", "| episode length | REFLECT peak (KiB) | BPTT peak (KiB) |", "|---|---|---|"]
         for row in json.loads(mem_path.read_text()):
-            lines.append(f"| {row['episode_length']} | {row['reflect_bytes'] / 1024:.0f} | "
-                         f"{row['bptt_bytes'] / 1024:.0f} |")
+            lines.append(
+                f"| {row['episode_length']} | {row['reflect_bytes'] / 1024:.0f} | "
+                f"{row['bptt_bytes'] / 1024:.0f} |"
+            )
     table = "\n".join(lines)
     print(table)
     (OUT / "table.md").write_text(table + "\n")
@@ -185,12 +190,21 @@ def cmd_report(args) -> None:
             mean = np.convolve(ret, np.ones(w) / w, mode="valid")
             default = (colors.setdefault(method, f"C{len(colors)}"), 1, "-")
             color, lw, ls = STYLE.get(method, default)
-            ax.plot(np.arange(w, len(ret) + 1), mean, color=color, lw=lw, ls=ls,
-                    label=method if r["seed"] == results[0]["seed"] else None)
+            ax.plot(
+                np.arange(w, len(ret) + 1),
+                mean,
+                color=color,
+                lw=lw,
+                ls=ls,
+                label=method if r["seed"] == results[0]["seed"] else None,
+            )
     ax.axhline(475, color="k", ls="--", lw=0.8, label="solved (475)")
-    ax.set(xlabel="episode", ylabel="mean return of the last 100 episodes",
-           title="CartPole-v1: spiking policy, REFLECT vs REINFORCE (3 seeds each)",
-           xlim=(0, 2000))
+    ax.set(
+        xlabel="episode",
+        ylabel="mean return of the last 100 episodes",
+        title="CartPole-v1: spiking policy, REFLECT vs REINFORCE (3 seeds each)",
+        xlim=(0, 2000),
+    )
     ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -47,7 +47,9 @@ class NetSpec:
 
     Discrete dynamics every library is configured to match (per step, per layer):
     ``m = beta * m + W x + b; s = [m >= threshold]; m -= threshold * s`` for the LIF layers and
-    ``m = readout_beta * m + W x + b`` (output ``m``) for the readout.
+    ``m = readout_beta * m + W x + b`` (output ``m``) for the readout. ``neuron="rlif"`` makes
+    the hidden layers recurrent (``+ V s_prev`` in the membrane update: ``tt.nn.RLIF``,
+    snnTorch's ``RLeaky``); the GRU ceiling reads only the sizes.
     """
 
     n_in: int = 64
@@ -56,6 +58,11 @@ class NetSpec:
     beta: float = 0.9
     threshold: float = 1.0
     readout_beta: float = 0.9
+    neuron: str = "lif"
+
+    def __post_init__(self) -> None:
+        if self.neuron not in ("lif", "rlif"):
+            raise ValueError(f"neuron must be 'lif' or 'rlif', got {self.neuron!r}")
 
     @property
     def sizes(self) -> list[int]:

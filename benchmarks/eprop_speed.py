@@ -74,8 +74,12 @@ def _summary(values: list[float]) -> dict:
     med = statistics.median(values)
     spread = (max(values) - min(values)) / med if med else 0.0
     return {
-        "median": med, "min": min(values), "max": max(values),
-        "spread": spread, "flag": spread > 0.2, "n": len(values),
+        "median": med,
+        "min": min(values),
+        "max": max(values),
+        "spread": spread,
+        "flag": spread > 0.2,
+        "n": len(values),
     }
 
 
@@ -107,22 +111,34 @@ def main() -> None:
     result = {
         "timing": timing(args.steps, args.reps, modes),
         "memory_peak_bytes": memory([int(s) for s in args.memory_steps.split(",")], modes),
-        "steps": args.steps, "batch": 64, "net": "LIF(64,128)->LI(128,10)",
-        "load_before": load_before, "load_after": os.getloadavg(),
+        "steps": args.steps,
+        "batch": 64,
+        "net": "LIF(64,128)->LI(128,10)",
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": _commit(), "torch": torch.__version__, "threads": 1,
+        "commit": _commit(),
+        "torch": torch.__version__,
+        "threads": 1,
     }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1))
-    print(f"T = {args.steps}, batch 64, 64-128-10, {args.reps} interleaved repetitions, "
-          f"load {load_before[0]:.2f} -> {result['load_after'][0]:.2f}")
+    print(
+        f"T = {args.steps}, batch 64, 64-128-10, {args.reps} interleaved repetitions, "
+        f"load {load_before[0]:.2f} -> {result['load_after'][0]:.2f}"
+    )
     print("| mode | median s/step | min | max | spread |\n|---|---|---|---|---|")
     for m, r in result["timing"].items():
         flag = " (!)" if r["flag"] else ""
-        print(f"| {m} | {r['median']:.4f} | {r['min']:.4f} | {r['max']:.4f} | "
-              f"{100 * r['spread']:.0f} %{flag} |")
-    print("\n| mode | " + " | ".join(f"peak MiB at T={s}" for s in args.memory_steps.split(","))
-          + " |")
+        print(
+            f"| {m} | {r['median']:.4f} | {r['min']:.4f} | {r['max']:.4f} | "
+            f"{100 * r['spread']:.0f} %{flag} |"
+        )
+    print(
+        "\n| mode | "
+        + " | ".join(f"peak MiB at T={s}" for s in args.memory_steps.split(","))
+        + " |"
+    )
     for m, by_t in result["memory_peak_bytes"].items():
         print(f"| {m} | " + " | ".join(f"{b / 2**20:.2f}" for b in by_t.values()) + " |")
 

@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .accuracy import METHODS, summarize
+from .accuracy import ALL_METHODS, METHODS, summarize
 
 MiB = 2**20
 TIME_KEYS = ("train_s", "fwd_s", "input_s")
@@ -28,6 +28,8 @@ METHOD_LABEL = {
     "tracetorch-trace": "tracetorch trace",
     "tracetorch-bptt": "tracetorch BPTT",
     "snntorch-bptt": "snnTorch BPTT",
+    "tracetorch-eligibility": "tracetorch eligibility",
+    "gru": "GRU (non-spiking ceiling)",
 }
 
 
@@ -446,7 +448,9 @@ TEMPORAL_WHY = (
     "`seqdigits` (an image fed row by row) carry their label in *when* things happen, not in "
     "how often: two inputs with the same rates and different timing get the same trace and "
     "the same gradient. BPTT differentiates through the timing, and the GRU ceiling shows what "
-    "the data allow. `digits-image` is rate-coded: trace learning and BPTT should tie there."
+    "the data allow. Eligibility mode keeps, in constant memory, each neuron's forward-mode "
+    "derivatives through its own dynamics, so it can credit timing inside one neuron (not "
+    "across neurons or layers: e-prop's approximation)."
 )
 
 
@@ -489,21 +493,26 @@ def _temporal_table(rows: list[dict]) -> str:
 
 def _accuracy_table(acc: list[dict]) -> str:
     summary = summarize(acc)
+    methods = [m for m in ALL_METHODS if any(m in by for by in summary.values())]
     rows = []
     for key, by_method in summary.items():
         cells = []
-        for m in METHODS:
+        for m in methods:
             s = by_method.get(m)
             cells.append("-" if s is None else f"{s['mean']:.1f} +- {s['std']:.1f} (n={s['n']})")
         tr, bp = by_method.get("tracetorch-trace"), by_method.get("tracetorch-bptt")
         gap = "-" if not (tr and bp) else f"{bp['mean'] - tr['mean']:+.1f}"
         cfg = next(r for r in acc if r.get("key") == key and "test_acc" in r)
         setting = f"T={cfg['steps']}, {cfg['epochs']} ep, lr {cfg['lr']:g}"
+        if cfg.get("batch"):
+            setting += f", batch {cfg['batch']}"
         setting += f", readout beta {cfg['readout_beta']:.4g}"
+        if cfg.get("neuron", "lif") != "lif":
+            setting += f", hidden {cfg['neuron'].upper()}"
         if cfg.get("tt_kwargs"):
             setting += ", tt: " + ", ".join(f"{k}={v}" for k, v in cfg["tt_kwargs"].items())
         rows.append([key, *cells, gap, setting])
-    text = _table(["task", *[METHOD_LABEL[m] for m in METHODS], "BPTT - trace", "setting"], rows)
+    text = _table(["task", *[METHOD_LABEL[m] for m in methods], "BPTT - trace", "setting"], rows)
     stopped = [r for r in acc if r.get("stopped")]
     failed = [r for r in acc if r.get("error")]
     notes = [f"- {r['key']} {r['method']} seed {r['seed']}: {r['stopped']}" for r in stopped]
@@ -519,15 +528,17 @@ def _accuracy_table(acc: list[dict]) -> str:
                 key,
                 *[
                     _fmt(sum(v) / len(v)) if (v := mean_s.get(f"{key}|{m}")) else "-"
-                    for m in METHODS
+                    for m in methods
                 ],
             ]
         )
-    text += "\n\nTraining time per run (s, mean over seeds):\n\n" + _table(
-        ["task", *[METHOD_LABEL[m] for m in METHODS]], trows
-    )
+    text += "\n\nTraining time per run (s, mean over seeds; jobs ran side by side: not a speed "
+    text += "claim):\n\n"
+    text += _table(["task", *[METHOD_LABEL[m] for m in methods]], trows)
     if notes:
         text += "\n\n" + "\n".join(notes)
+    if any(k.startswith(("order", "seqdigits")) for k in summary):
+        text += "\n\n" + TEMPORAL_WHY
     return text
 
 
@@ -796,7 +807,8 @@ def write_report(
             "",
             _temporal_table(temporal),
             "",
-            TEMPORAL_WHY,
+            TEMPORAL_WHY + " `digits-image` is rate-coded: trace learning and BPTT should tie "
+            "there.",
         ]
     lines += ["", "## Notes", "", settings.get("notes", "").strip(), ""]
     out_md.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,6 @@ from .accuracy import (
     ABLATION_TASKS,
     FIDELITY_TASKS,
     FULL_TASKS,
-    METHODS,
     VARIANTS,
     quick_tasks,
     run_accuracy,
@@ -219,7 +218,7 @@ def _run_cases(
         end("cost", rec)
     if "accuracy" in cases or "fidelity" in cases:
         rec = begin("accuracy and gradient fidelity")
-        methods = METHODS if "accuracy" in cases else ["tracetorch-trace"]
+        methods = None if "accuracy" in cases else ["tracetorch-trace"]
         run_tasks = (
             tasks
             if "accuracy" in cases
@@ -227,8 +226,9 @@ def _run_cases(
         )
         rows = run_accuracy(
             run_tasks,
-            [m for m in methods if not (m == "snntorch-bptt" and "snntorch" in peers_missing)],
+            methods,
             acc_cfg["seeds"],
+            skip={"snntorch-bptt"} if "snntorch" in peers_missing else set(),
             jobs=acc_cfg["jobs"],
             budget_s=acc_cfg["budget_s"],
         )

@@ -45,8 +45,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 class RuleFlipStream:
     """Trials of evidence accumulation back to back; the answer rule flips every ``flip`` trials."""
 
-    def __init__(self, batch: int, k: int, group: int = 10, rate: float = 0.1,
-                 background: float = 0.02, flip: int = 500, seed: int = 0) -> None:
+    def __init__(
+        self,
+        batch: int,
+        k: int,
+        group: int = 10,
+        rate: float = 0.1,
+        background: float = 0.02,
+        flip: int = 500,
+        seed: int = 0,
+    ) -> None:
         self.batch, self.k, self.group, self.rate = batch, k, group, rate
         self.background, self.flip = background, flip
         self.gen = torch.Generator().manual_seed(seed)
@@ -64,8 +72,9 @@ class RuleFlipStream:
         p = 1 - (1 - p) * (1 - self.background)
         x = (torch.rand(self.k, b, 2 * g, generator=gen) < p).float()
         counts = torch.stack([x[:, :, :g].sum((0, 2)), x[:, :, g:].sum((0, 2))], 1)
-        label = torch.where(counts[:, 0] == counts[:, 1], winner,
-                            (counts[:, 1] > counts[:, 0]).long())
+        label = torch.where(
+            counts[:, 0] == counts[:, 1], winner, (counts[:, 1] > counts[:, 0]).long()
+        )
         rule_b = (index // self.flip) % 2 == 1
         return x, (1 - label) if rule_b else label
 
@@ -75,15 +84,30 @@ def make_net(n_in: int, k: int, hidden: int = 64, dynamics: bool = True) -> tt.n
     # trace decay is tied to its beta, without bias, so its trace gradient is exact.
     d = 1.0 - 1.0 / k
     return tt.nn.Sequential(
-        tt.nn.LIF(n_in, hidden, trace_decay=d, bias_correction=False, learn_beta=dynamics,
-                  learn_threshold=dynamics),
-        tt.nn.LI(hidden, 2, bias=False, beta=d, trace_decay=d, bias_correction=False,
-                 learn_beta=dynamics),
+        tt.nn.LIF(
+            n_in,
+            hidden,
+            trace_decay=d,
+            bias_correction=False,
+            learn_beta=dynamics,
+            learn_threshold=dynamics,
+        ),
+        tt.nn.LI(
+            hidden, 2, bias=False, beta=d, trace_decay=d, bias_correction=False, learn_beta=dynamics
+        ),
     )
 
 
-def run(mode: str, steps: int, k: int, flip: int, batch: int, lr: float, seed: int,
-        dynamics: bool = True) -> dict:
+def run(
+    mode: str,
+    steps: int,
+    k: int,
+    flip: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    dynamics: bool = True,
+) -> dict:
     torch.manual_seed(seed)
     stream = RuleFlipStream(batch, k, flip=flip, seed=seed)
     net = make_net(stream.n_inputs, k, dynamics=dynamics)
@@ -112,10 +136,19 @@ def run(mode: str, steps: int, k: int, flip: int, batch: int, lr: float, seed: i
         if i % max(1, trials // 200) == 0:
             memory.append(((i + 1) * k, round(current_memory_mb(), 1)))
     wall = time.perf_counter() - start
-    return {"mode": mode, "steps": trials * k, "k": k, "flip_trials": flip, "batch": batch,
-            "lr": lr, "seed": seed, "learn_dynamics": dynamics, "wall_s": round(wall, 1),
-            "accuracy": acc.tolist(),
-            "memory_mb": memory}
+    return {
+        "mode": mode,
+        "steps": trials * k,
+        "k": k,
+        "flip_trials": flip,
+        "batch": batch,
+        "lr": lr,
+        "seed": seed,
+        "learn_dynamics": dynamics,
+        "wall_s": round(wall, 1),
+        "accuracy": acc.tolist(),
+        "memory_mb": memory,
+    }
 
 
 def summarize(res: dict) -> dict:
@@ -133,10 +166,11 @@ def summarize(res: dict) -> dict:
         "switches": n_blocks - 1,
         "acc_first_10_trials_after_switch": round(float(aligned[:10].mean()), 3),
         "acc_last_20pct_of_block": round(float(aligned[-tail:].mean()), 3),
-        "trials_to_80pct_after_switch": int(np.argmax(aligned >= 0.8)) if (aligned >= 0.8).any()
+        "trials_to_80pct_after_switch": int(np.argmax(aligned >= 0.8))
+        if (aligned >= 0.8).any()
         else None,
         "acc_last_10_blocks_tail": round(float(blocks[-10:, -tail:].mean()), 3),
-        "rss_mb_min_max_after_first_5pct": [min(mem[len(mem) // 20:]), max(mem[len(mem) // 20:])],
+        "rss_mb_min_max_after_first_5pct": [min(mem[len(mem) // 20 :]), max(mem[len(mem) // 20 :])],
     }
 
 
@@ -153,14 +187,20 @@ def plot(results: list[dict], path: Path) -> None:
         smooth = np.convolve(acc, np.ones(w) / w, mode="valid")
         axes[0].plot((np.arange(len(smooth)) + w) * k, smooth, lw=0.6, label=res["mode"])
         n = len(acc) // flip
-        aligned = acc[flip: n * flip].reshape(n - 1, flip).mean(0)
+        aligned = acc[flip : n * flip].reshape(n - 1, flip).mean(0)
         axes[1].plot(np.arange(flip), aligned, label=res["mode"])
         steps, mem = zip(*res["memory_mb"], strict=True)
         axes[2].plot(steps, mem, label=res["mode"])
-    axes[0].set(xlabel="step", ylabel=f"online accuracy (mean of {w} trials)",
-                title="accuracy over the stream (rule flips)")
-    axes[1].set(xlabel="trials since the rule flipped", ylabel="online accuracy",
-                title="adaptation, averaged over switches")
+    axes[0].set(
+        xlabel="step",
+        ylabel=f"online accuracy (mean of {w} trials)",
+        title="accuracy over the stream (rule flips)",
+    )
+    axes[1].set(
+        xlabel="trials since the rule flipped",
+        ylabel="online accuracy",
+        title="adaptation, averaged over switches",
+    )
     axes[2].set(xlabel="step", ylabel="resident memory (MiB)", title="memory over the run")
     for ax in axes:
         ax.legend()
@@ -179,21 +219,31 @@ def main(argv=None) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", nargs="+", default=["trace", "bptt"])
-    p.add_argument("--learn-dynamics", action="store_true",
-                   help="learn the decays (beta) and thresholds too (default: weights and biases)")
+    p.add_argument(
+        "--learn-dynamics",
+        action="store_true",
+        help="learn the decays (beta) and thresholds too (default: weights and biases)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "stream.json")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "stream.png")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     results = []
     for mode in args.modes:
-        res = run(mode, args.steps, args.k, args.flip, args.batch, args.lr, args.seed,
-                  dynamics=args.learn_dynamics)
+        res = run(
+            mode,
+            args.steps,
+            args.k,
+            args.flip,
+            args.batch,
+            args.lr,
+            args.seed,
+            dynamics=args.learn_dynamics,
+        )
         results.append(res)
         print(json.dumps(summarize(res)), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"summary": [summarize(r) for r in results],
-                                    "runs": results}))
+    args.out.write_text(json.dumps({"summary": [summarize(r) for r in results], "runs": results}))
     plot(results, args.plot)
     print(f"wrote {args.out} and {args.plot}")
 

@@ -41,7 +41,10 @@ TASKS = {
     ),
     "evidence-20000": dict(
         make=lambda: tt.data.Evidence(delay=20000, train_size=1024, test_size=256),
-        epochs=2, lr=3e-3, batch=64, chunk=1000,
+        epochs=2,
+        lr=3e-3,
+        batch=64,
+        chunk=1000,
     ),
     "digits-image-30ep": dict(
         make=lambda: tt.data.Digits(steps=25, layout="image"), epochs=30, lr=3e-3, batch=32
@@ -76,13 +79,20 @@ def build(net: str, task) -> torch.nn.Module:
         return tt.models.build_model(task, layers=f"{net}:64")
     if net == "conv":
         return tt.nn.Sequential(
-            tt.nn.ConvLIF(1, 16, 3, padding=1), tt.nn.AvgPool2d(2), tt.nn.Flatten(),
-            tt.nn.LIF(16 * 16, HIDDEN), readout,
+            tt.nn.ConvLIF(1, 16, 3, padding=1),
+            tt.nn.AvgPool2d(2),
+            tt.nn.Flatten(),
+            tt.nn.LIF(16 * 16, HIDDEN),
+            readout,
         )
     if net == "conv2":
         return tt.nn.Sequential(
-            tt.nn.ConvLIF(1, 16, 3, padding=1), tt.nn.ConvLIF(16, 32, 3, padding=1),
-            tt.nn.AvgPool2d(2), tt.nn.Flatten(), tt.nn.LIF(32 * 16, HIDDEN), readout,
+            tt.nn.ConvLIF(1, 16, 3, padding=1),
+            tt.nn.ConvLIF(16, 32, 3, padding=1),
+            tt.nn.AvgPool2d(2),
+            tt.nn.Flatten(),
+            tt.nn.LIF(32 * 16, HIDDEN),
+            readout,
         )
     layers = {
         "lif": lambda: [tt.nn.LIF(n_in, HIDDEN)],
@@ -108,18 +118,28 @@ def run(task_name: str, net_name: str, mode: str, seed: int) -> dict:
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg["epochs"])
     loss_fn = lambda out, y: F.cross_entropy(out, y)  # noqa: E731
     trainer = tt.training.Trainer(
-        model, opt, learning=None if net_name == "gru" else mode, batch_size=cfg["batch"],
-        scheduler=sched, loss_fn=loss_fn, progress=False, chunk_size=cfg.get("chunk"),
+        model,
+        opt,
+        learning=None if net_name == "gru" else mode,
+        batch_size=cfg["batch"],
+        scheduler=sched,
+        loss_fn=loss_fn,
+        progress=False,
+        chunk_size=cfg.get("chunk"),
     )
     if net_name == "gru":
         trainer.learning = "bptt"
     start = time.perf_counter()
     hist = trainer.fit(task, cfg["epochs"])
     return {
-        "task": task_name, "net": net_name, "mode": mode, "seed": seed,
+        "task": task_name,
+        "net": net_name,
+        "mode": mode,
+        "seed": seed,
         "test_accuracy": hist["test_accuracy"][-1],
         "best_test_accuracy": max(hist["test_accuracy"]),
-        "epochs": cfg["epochs"], "seconds": round(time.perf_counter() - start, 1),
+        "epochs": cfg["epochs"],
+        "seconds": round(time.perf_counter() - start, 1),
     }
 
 
@@ -182,8 +202,11 @@ def main() -> None:
     for spec in args.runs:
         task, net, mode, seed = spec.split(":")
         result = run(task, net, mode, int(seed))
-        result.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                      commit=_commit(), torch=torch.__version__)
+        result.update(
+            date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            commit=_commit(),
+            torch=torch.__version__,
+        )
         rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
         rows.append(result)
         RESULTS.parent.mkdir(exist_ok=True)

@@ -34,6 +34,7 @@ NOT_RUN = {
     "verbatim and run by tests/test_custom_neuron.py",
 }
 
+
 def _api_modules() -> list[str]:
     """The modules of the API reference (docs/api/): docs/hooks.py's list, the one source."""
     spec = importlib.util.spec_from_file_location("_docs_hooks", ROOT / "docs" / "hooks.py")
@@ -50,11 +51,15 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     tools = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers")
     missing = [m for m in tools if importlib.util.find_spec(m) is None]
     if missing:
-        pytest.skip(f"the docs tools are not installed ({', '.join(missing)}): "
-                    "pip install -e '.[docs]'")
+        pytest.skip(
+            f"the docs tools are not installed ({', '.join(missing)}): pip install -e '.[docs]'"
+        )
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert (tmp_path / "site" / "api" / "nn" / "index.html").exists()
@@ -78,11 +83,15 @@ def _attribute_docstrings() -> dict[str, str]:
     for path in (ROOT / "src" / "tracetorch").rglob("*.py"):
         body = ast.parse(path.read_text()).body
         for node, after in zip(body, body[1:], strict=False):
-            target = node.targets[0] if isinstance(node, ast.Assign) else getattr(
-                node, "target", None)
-            if (isinstance(target, ast.Name) and isinstance(after, ast.Expr)
-                    and isinstance(after.value, ast.Constant)
-                    and isinstance(after.value.value, str)):
+            target = (
+                node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+            )
+            if (
+                isinstance(target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
                 docs[target.id] = after.value.value
     return docs
 
@@ -135,7 +144,7 @@ def python_blocks(text: str) -> list[tuple[int, str, bool]]:
         body = []
         i += 1
         while i < len(lines) and lines[i].strip() != marker:
-            body.append(lines[i][len(indent):] if lines[i].startswith(indent) else lines[i])
+            body.append(lines[i][len(indent) :] if lines[i].startswith(indent) else lines[i])
             i += 1
         previous = next((ln.strip() for ln in reversed(lines[:start]) if ln.strip()), "")
         code = "\n".join(body)
@@ -172,10 +181,15 @@ def test_python_blocks_parser() -> None:
 
 
 def doc_pages() -> list[str]:
-    pages = ["README.md", *sorted(p.relative_to(ROOT).as_posix()
-                                  for p in (ROOT / "docs").rglob("*.md"))]
-    return [p for p in pages if any(run for _, _, run in python_blocks((ROOT / p).read_text()))
-            or p in NOT_RUN]
+    pages = [
+        "README.md",
+        *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md")),
+    ]
+    return [
+        p
+        for p in pages
+        if any(run for _, _, run in python_blocks((ROOT / p).read_text())) or p in NOT_RUN
+    ]
 
 
 _RUNNER = """
@@ -201,8 +215,11 @@ def test_code_blocks_run(page: str, tmp_path: Path) -> None:
     blocks = [(line, code) for line, code, run in python_blocks((ROOT / page).read_text()) if run]
     script = f"PAGE = {page!r}\nBLOCKS = {blocks!r}\n{_RUNNER}"
     proc = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-        timeout=300, env={**os.environ, "MPLBACKEND": "Agg"},
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MPLBACKEND": "Agg"},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-

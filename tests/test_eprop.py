@@ -75,6 +75,25 @@ def test_two_hidden_layers_approximate_bptt():
     assert fid["0.weight"] > 0.99  # the lower one gets the approximate signal
 
 
+def test_equal_decays_in_a_deep_net_give_finite_gradients():
+    """Hidden ``beta`` equal to the readout's: the signal passed down stays finite (it divided
+    by zero once) and points the way BPTT's does."""
+    torch.manual_seed(0)
+    net = tt.nn.Sequential(
+        tt.nn.LIF(6, 12, beta=0.9, threshold=0.5, detach_reset=True),
+        tt.nn.LIF(12, 12, beta=0.9, threshold=0.5, detach_reset=True),
+        tt.nn.LI(12, 3, beta=0.9),
+    ).to(f64)
+    x, y = _data(steps=80, batch=16)
+    ref = gradients(net, [(x, y)], _loss, bptt_mode=True)
+    with tt.eligibility(net):
+        got = gradients(net, [(x, y)], _loss)
+    assert all(torch.isfinite(v).all() for v in got.values())
+    assert cosine(got["0.weight"], ref["0.weight"]) > 0.95
+    ratio = float(got["0.weight"].norm() / ref["0.weight"].norm())
+    assert 0.5 < ratio < 2, ratio  # 1.02 when written
+
+
 def test_rlif_is_eprops_approximation():
     """Exact up to the paths through other neurons' later spikes: close for weak recurrence,
     poor for strong (``docs/learning-modes.md`` has the measured figures)."""

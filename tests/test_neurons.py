@@ -54,7 +54,11 @@ def test_alif_step_golden_values():
     # t2: u = 1.125 >= 1 -> spike, m = .125, A = 1. t3: threshold 1.5, u = .8125.
     # t4: threshold 1.25, u = 1.15625. t5: threshold 1.125, u = 1.328125 -> spike.
     expected = [
-        (0, 0.75, 0), (1, 0.125, 1), (0, 0.8125, 0.5), (0, 1.15625, 0.25), (1, 0.203125, 1.125)
+        (0, 0.75, 0),
+        (1, 0.125, 1),
+        (0, 0.8125, 0.5),
+        (0, 1.15625, 0.25),
+        (1, 0.203125, 1.125),
     ]
     assert got == expected
 
@@ -199,8 +203,9 @@ def test_reprs_read_like_specs():
 
 def test_rlif_zero_diagonal_stays_zero_while_learning():
     layer = tt.nn.RLIF(4, 6)
-    F.cross_entropy(tt.nn.Sequential(layer, tt.nn.LI(6, 2))(_x(20, 3, 4).float())[-1],
-                    torch.tensor([0, 1, 0])).backward()
+    F.cross_entropy(
+        tt.nn.Sequential(layer, tt.nn.LI(6, 2))(_x(20, 3, 4).float())[-1], torch.tensor([0, 1, 0])
+    ).backward()
     assert torch.equal(torch.diagonal(layer.recurrent), torch.zeros(6))
     assert torch.equal(torch.diagonal(layer.recurrent_raw.grad), torch.zeros(6))
 

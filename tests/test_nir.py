@@ -40,8 +40,9 @@ def test_zero_reset_golden_step():
     # m = 0.5*[0.5, 0.6] + [0.8, 1.2] = [1.05, 1.5]: both spike and go to 0 (subtract: 0.05, 0.5)
     assert torch.equal(s, torch.tensor([[1.0, 1.0]]))
     assert torch.equal(st.membrane, torch.zeros(1, 2))
-    _, sub = tf.lif_step(torch.tensor([[0.8, 1.2]]), tf.LIFState(torch.tensor([[0.5, 0.6]])),
-                         tf.LIFParams(0.5, 1.0))
+    _, sub = tf.lif_step(
+        torch.tensor([[0.8, 1.2]]), tf.LIFState(torch.tensor([[0.5, 0.6]])), tf.LIFParams(0.5, 1.0)
+    )
     assert torch.allclose(sub.membrane, torch.tensor([[0.05, 0.5]]))
 
 
@@ -80,8 +81,12 @@ def test_lif_layer_reset_option():
     with torch.no_grad():
         out = layer(x)
         c = torch.nn.functional.linear(x, layer.weight, layer.bias)
-        ref, state = tf.run(tf.lif_step, c, tf.LIFState(torch.zeros(4, 9)),
-                            tf.LIFParams(layer.beta, layer.threshold, reset="zero"))
+        ref, state = tf.run(
+            tf.lif_step,
+            c,
+            tf.LIFState(torch.zeros(4, 9)),
+            tf.LIFParams(layer.beta, layer.threshold, reset="zero"),
+        )
     assert torch.equal(out, ref) and torch.equal(layer.membrane, state.membrane)
     layer.reset_states()  # BPTT runs the same reference step with a surrogate
     with tt.bptt(layer):
@@ -104,13 +109,15 @@ nir = pytest.importorskip("nir", reason="tracetorch.nir tests need the optional 
 
 def _dense_net(reset="zero"):
     torch.manual_seed(0)
-    return _boost(tt.nn.Sequential(
-        tt.nn.LIF(8, 16, reset=reset),
-        tt.nn.RLIF(16, 12),
-        tt.nn.Synaptic(12, 10, alpha=0.7),
-        tt.nn.LIF(10, 6, reset=reset, bias=False),
-        tt.nn.LI(6, 3),
-    ))
+    return _boost(
+        tt.nn.Sequential(
+            tt.nn.LIF(8, 16, reset=reset),
+            tt.nn.RLIF(16, 12),
+            tt.nn.Synaptic(12, 10, alpha=0.7),
+            tt.nn.LIF(10, 6, reset=reset, bias=False),
+            tt.nn.LI(6, 3),
+        )
+    )
 
 
 def _quiet_export(net, *args, **kwargs):
@@ -163,8 +170,11 @@ def test_round_trip_dense_gives_identical_spikes(reset):
 def test_round_trip_conv_through_a_file(tmp_path):
     torch.manual_seed(0)
     net = tt.nn.Sequential(
-        tt.nn.ConvLIF(2, 4, 3, padding=1), tt.nn.AvgPool2d(2), tt.nn.Flatten(),
-        tt.nn.LIF(4 * 4 * 4, 10, reset="zero"), tt.nn.LI(10, 3),
+        tt.nn.ConvLIF(2, 4, 3, padding=1),
+        tt.nn.AvgPool2d(2),
+        tt.nn.Flatten(),
+        tt.nn.LIF(4 * 4 * 4, 10, reset="zero"),
+        tt.nn.LI(10, 3),
     )
     x = _spiky((30, 2, 2, 8, 8), scale=3.0)
     with pytest.raises(ValueError, match="sample="):
@@ -230,8 +240,11 @@ def _euler_nir(graph, x, dt):
 
 def test_graph_follows_nirs_equations_for_zero_reset():
     torch.manual_seed(0)
-    net = _boost(tt.nn.Sequential(tt.nn.LIF(8, 16, reset="zero"), tt.nn.LIF(16, 5, reset="zero"),
-                                  tt.nn.LI(5, 3))).double()
+    net = _boost(
+        tt.nn.Sequential(
+            tt.nn.LIF(8, 16, reset="zero"), tt.nn.LIF(16, 5, reset="zero"), tt.nn.LI(5, 3)
+        )
+    ).double()
     x = _spiky((40, 4, 8), scale=2.0, dtype=torch.float64)
     graph = tt.nir.export(net, dt=1e-3)
     with torch.no_grad():
@@ -258,8 +271,13 @@ def test_import_recurrent_as_a_flat_cycle_and_rejects_branches():
     g = _quiet_export(net)
     sub = g.nodes.pop("0.rlif")
     nodes = {**g.nodes, "0.lif": sub.nodes["lif"], "0.w_rec": sub.nodes["w_rec"]}
-    edges = [("input", "0.synapse"), ("0.synapse", "0.lif"), ("0.lif", "0.w_rec"),
-             ("0.w_rec", "0.lif"), ("0.lif", "output")]
+    edges = [
+        ("input", "0.synapse"),
+        ("0.synapse", "0.lif"),
+        ("0.lif", "0.w_rec"),
+        ("0.w_rec", "0.lif"),
+        ("0.lif", "output"),
+    ]
     flat = nir.NIRGraph(nodes=nodes, edges=edges, metadata=g.metadata, type_check=False)
     back = tt.nir.import_(flat)
     _assert_same_dynamics(net, back)
@@ -271,8 +289,11 @@ def test_import_recurrent_as_a_flat_cycle_and_rejects_branches():
 # ------------------------------------------------------------------------- peers
 def _peer_net():
     torch.manual_seed(0)  # one beta per layer: snnTorch's importer wants uniform parameters
-    return _boost(tt.nn.Sequential(tt.nn.LIF(8, 32, beta=0.9, reset="zero"),
-                                   tt.nn.LIF(32, 6, beta=0.75, reset="zero")))
+    return _boost(
+        tt.nn.Sequential(
+            tt.nn.LIF(8, 32, beta=0.9, reset="zero"), tt.nn.LIF(32, 6, beta=0.75, reset="zero")
+        )
+    )
 
 
 def test_norse_from_nir_reproduces_the_spikes():

@@ -212,8 +212,9 @@ def test_cartpole_smoke():
         p = net(encode_cartpole(obs))
         a = learner.act(p)
         obs, r, term, trunc, _ = env.step(a.numpy())
-        learner.reward(torch.as_tensor(r), terminated=torch.as_tensor(term),
-                       truncated=torch.as_tensor(trunc))
+        learner.reward(
+            torch.as_tensor(r), terminated=torch.as_tensor(term), truncated=torch.as_tensor(trunc)
+        )
         opt.zero_grad()
         if learner.backward(p):
             opt.step()
@@ -230,8 +231,23 @@ def test_cli_cartpole(tmp_path, capsys):
     pytest.importorskip("gymnasium", reason="gymnasium is not installed (extra tracetorch[rl])")
     from tracetorch.cli import main
 
-    assert main(["train", "--task", "cartpole", "--episodes", "4", "--envs", "2", "--no-plots",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "cartpole",
+                "--episodes",
+                "4",
+                "--envs",
+                "2",
+                "--no-plots",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "history.json").exists()
     assert main(["train", "--task", "cartpole", "--epochs", "2", "--out", str(tmp_path)]) == 2
     assert "does not apply" in capsys.readouterr().err

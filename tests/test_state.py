@@ -56,7 +56,12 @@ def test_stream_state_keys_and_empty_state():
     assert set(sd) == {"0.steps", "1.steps"} and int(sd["0.steps"]) == 0
     net(_x(5))
     assert set(net.stream_state_dict()) == {
-        "0.steps", "0.membrane", "0.trace", "1.steps", "1.membrane", "1.trace"
+        "0.steps",
+        "0.membrane",
+        "0.trace",
+        "1.steps",
+        "1.membrane",
+        "1.trace",
     }
     # restoring an empty stream state resets
     net.load_stream_state_dict(sd)

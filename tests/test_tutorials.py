@@ -24,7 +24,7 @@ def load(name: str) -> ModuleType:
 
 def test_every_tutorial_is_tested_and_shown() -> None:
     scripts = sorted(p.stem for p in EXAMPLES.glob("tutorial_*.py"))
-    tested = sorted(n[len("test_"):] for n in globals() if n.startswith("test_tutorial_"))
+    tested = sorted(n[len("test_") :] for n in globals() if n.startswith("test_tutorial_"))
     assert scripts == tested
     pages = "".join(p.read_text() for p in (ROOT / "docs" / "tutorials").glob("*.md"))
     for name in scripts:

@@ -121,6 +121,7 @@ PEERS: dict[str, str] = {
     "norse": "norse_net",
     "spikingjelly": "spikingjelly_net",
     "floor": "floor",
+    "gru": "gru",  # the non-spiking ceiling of the temporal tasks, not a peer library
 }
 
 

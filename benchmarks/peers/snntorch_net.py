@@ -7,6 +7,8 @@
 tracetorch learns a logit, and with a slow readout (beta 0.995) Adam's first steps wreck the
 readout's memory (evidence at delay 100: 63% learnable vs 94% fixed in a probe).
 Surrogate: snnTorch's default ATan (alpha 2), the same function as tracetorch's ``"atan"``.
+``spec.neuron == "rlif"``: ``snn.RLeaky(all_to_all=True)`` hidden layers (a dense recurrent
+``nn.Linear`` on the previous step's spikes, snnTorch's default initialisation).
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ class SnntorchRunner(StepRunner):
 
     def __init__(self, spec: NetSpec, learn_beta: bool = False, learn_threshold: bool = False):
         self.fcs = linear_stack(spec)
+        self.recurrent = spec.neuron == "rlif"
         self.lifs = nn.ModuleList(
-            snn.Leaky(
+            (snn.RLeaky if self.recurrent else snn.Leaky)(
                 beta=torch.full((n,), spec.beta),
                 threshold=torch.full((n,), spec.threshold),
                 learn_beta=learn_beta,
                 learn_threshold=learn_threshold,
                 reset_mechanism="subtract",
                 reset_delay=False,
+                **({"linear_features": n} if self.recurrent else {}),
             )
             for n in spec.hidden
         )
@@ -45,10 +49,12 @@ class SnntorchRunner(StepRunner):
     def reset(self) -> None:
         for lif in [*self.lifs, self.readout]:
             lif.mem = torch.zeros(0)  # rebuilt from the next input (drops the graph)
+            if hasattr(lif, "spk"):
+                lif.spk = torch.zeros(0)  # RLeaky's previous spikes, likewise
 
     def _step(self, x: Tensor, record: list[list[Tensor]] | None = None) -> Tensor:
         for i, (fc, lif) in enumerate(zip(self.fcs, self.lifs, strict=False)):
-            x, _ = lif(fc(x))
+            x = lif(fc(x))[0]
             if record is not None:
                 record[i].append(x)
         _, mem = self.readout(self.fcs[-1](x))

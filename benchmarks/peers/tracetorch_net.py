@@ -1,4 +1,5 @@
-"""tracetorch: ``tt.nn.Sequential(LIF, LIF, LI)``, trace learning (default) or BPTT mode."""
+"""tracetorch: ``tt.nn.Sequential(LIF, LIF, LI)`` (or ``RLIF`` hidden layers), in trace
+learning (default), eligibility or BPTT mode."""
 
 from __future__ import annotations
 
@@ -30,10 +31,9 @@ class TracetorchRunner(Runner):
         li_kw = {**layer_kwargs, **(li_kwargs or {})}
         layers: list[torch.nn.Module] = []
         sizes = spec.sizes
+        hidden = tt.nn.RLIF if spec.neuron == "rlif" else tt.nn.LIF
         for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
-            layers.append(
-                tt.nn.LIF(n_in, n_out, beta=spec.beta, threshold=spec.threshold, **lif_kw)
-            )
+            layers.append(hidden(n_in, n_out, beta=spec.beta, threshold=spec.threshold, **lif_kw))
         layers.append(tt.nn.LI(sizes[-2], sizes[-1], beta=spec.readout_beta, **li_kw))
         self.module = tt.nn.Sequential(*layers)
         self.learning = learning
@@ -57,6 +57,7 @@ class TracetorchRunner(Runner):
 
 
 def build(spec: NetSpec, learning: str = "trace", **kwargs: Any) -> TracetorchRunner:
-    """``learning``: ``"trace"`` or ``"bptt"``; ``lif_kwargs`` / ``li_kwargs`` go to one layer
-    type, any other keyword to every layer (e.g. ``horizon=``, ``bias_correction=``)."""
+    """``learning``: ``"trace"``, ``"eligibility"`` or ``"bptt"``; ``lif_kwargs`` /
+    ``li_kwargs`` go to one layer type, any other keyword to every layer (e.g. ``horizon=``,
+    ``bias_correction=``)."""
     return TracetorchRunner(spec, learning, **kwargs)

@@ -703,8 +703,17 @@ def run_cartpole(args: argparse.Namespace) -> dict[str, Any]:
     """Train the spiking CartPole policy with REFLECT; print and save the outcome."""
     if args.learning != "trace":
         raise UsageError("--task cartpole learns with REFLECT (trace learning); drop --learning")
-    ignored = ("steps", "delay", "encoding", "epochs", "batch_size", "chunk_size", "train_size",
-               "test_size", "max_batches")
+    ignored = (
+        "steps",
+        "delay",
+        "encoding",
+        "epochs",
+        "batch_size",
+        "chunk_size",
+        "train_size",
+        "test_size",
+        "max_batches",
+    )
     used = [f"--{n.replace('_', '-')}" for n in ignored if getattr(args, n, None) is not None]
     if used or args.resume:
         raise UsageError(f"{', '.join(used) or '--resume'} does not apply to --task cartpole")

@@ -199,7 +199,11 @@ def _export_layer(nir, layer: nn.Module, name: str, shape: tuple[int, ...], dt: 
         if subtract:
             _warn_subtract(name, layer)
         lif = nir.LIF(
-            tau=tau, r=ones, v_leak=zeros, v_threshold=_np(layer.threshold), v_reset=zeros,
+            tau=tau,
+            r=ones,
+            v_leak=zeros,
+            v_threshold=_np(layer.threshold),
+            v_reset=zeros,
             metadata=meta,
         )
         if isinstance(layer, tnn.LIF):
@@ -224,8 +228,13 @@ def _export_layer(nir, layer: nn.Module, name: str, shape: tuple[int, ...], dt: 
         b = None if layer.bias is None else _np(layer.bias)
         tau_syn, tau_mem = dt / (1.0 - alpha), dt / (1.0 - beta)
         node = nir.CubaLIF(
-            tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=np.zeros_like(beta),
-            v_threshold=_np(layer.threshold), v_reset=np.zeros_like(beta), w_in=tau_syn / dt,
+            tau_syn=tau_syn,
+            tau_mem=tau_mem,
+            r=tau_mem / dt,
+            v_leak=np.zeros_like(beta),
+            v_threshold=_np(layer.threshold),
+            v_reset=np.zeros_like(beta),
+            w_in=tau_syn / dt,
             metadata={_RESET_KEY: "subtract"},
         )
         return [(f"{name}.synapse", _affine(nir, w, b)), (f"{name}.cubalif", node)], (
@@ -239,13 +248,21 @@ def _export_layer(nir, layer: nn.Module, name: str, shape: tuple[int, ...], dt: 
         w = _np(layer.weight) * scale[:, None, None, None]
         b = np.zeros_like(beta) if layer.bias is None else _np(layer.bias) * scale
         conv = nir.Conv2d(
-            input_shape=tuple(shape[1:]), weight=w, stride=layer.stride, padding=layer.padding,
-            dilation=layer.dilation, groups=1, bias=b,
+            input_shape=tuple(shape[1:]),
+            weight=w,
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=1,
+            bias=b,
         )
         full = lambda v: np.broadcast_to(v[:, None, None], out).copy()  # noqa: E731
         lif = nir.LIF(
-            tau=full(dt / (1.0 - beta)), r=np.ones(out), v_leak=np.zeros(out),
-            v_threshold=full(_np(layer.threshold)), v_reset=np.zeros(out),
+            tau=full(dt / (1.0 - beta)),
+            r=np.ones(out),
+            v_leak=np.zeros(out),
+            v_threshold=full(_np(layer.threshold)),
+            v_reset=np.zeros(out),
             metadata={_RESET_KEY: "subtract"},
         )
         return [(f"{name}.synapse", conv), (f"{name}.lif", lif)], out
@@ -489,9 +506,13 @@ def _import_layer(nir, syn, neuron, rec, key: str, dt: float, dtype) -> nn.Modul
         reset = _reset_of(neuron, key)
         _warn_import_reset(reset, key, "Synaptic")
         layer = tnn.Synaptic(
-            w.shape[1], out, bias=b is not None, alpha=torch.from_numpy(alpha),
+            w.shape[1],
+            out,
+            bias=b is not None,
+            alpha=torch.from_numpy(alpha),
             beta=torch.from_numpy(beta),
-            threshold=torch.from_numpy(_arr(neuron.v_threshold, shape)), dtype=dtype,
+            threshold=torch.from_numpy(_arr(neuron.v_threshold, shape)),
+            dtype=dtype,
         )
         _set(layer, w * k[:, None], None if b is None else b * k)
         _exact(layer.alpha_raw, alpha, P.to_decay)
@@ -513,22 +534,28 @@ def _import_layer(nir, syn, neuron, rec, key: str, dt: float, dtype) -> nn.Modul
     if isinstance(neuron, nir.LI):
         if conv:
             raise NotImplementedError(f"tracetorch.nir.import_: Conv2d + LI at {key!r}")
-        layer = tnn.LI(w.shape[1], out, bias=bias is not None, beta=torch.from_numpy(beta),
-                       dtype=dtype)
+        layer = tnn.LI(
+            w.shape[1], out, bias=bias is not None, beta=torch.from_numpy(beta), dtype=dtype
+        )
         _set(layer, weight, bias)
         _exact(layer.beta_raw, beta, P.to_decay)
         return layer
     theta = _arr(_per_neuron(_arr(neuron.v_threshold), "v_threshold", key, conv), shape)
     reset = _reset_of(neuron, key)
-    common = dict(bias=bias is not None, beta=torch.from_numpy(beta),
-                  threshold=torch.from_numpy(theta), dtype=dtype)
+    common = dict(
+        bias=bias is not None,
+        beta=torch.from_numpy(beta),
+        threshold=torch.from_numpy(theta),
+        dtype=dtype,
+    )
     if conv:
         _warn_import_reset(reset, key, "ConvLIF")
         stride, padding, dilation = (_pair_int(v) for v in (syn.stride, syn.padding, syn.dilation))
         if syn.groups != 1:
             raise NotImplementedError(f"tracetorch.nir.import_: Conv2d {key!r} with groups != 1")
-        layer = tnn.ConvLIF(w.shape[1], out, tuple(w.shape[2:]), stride, padding, dilation,
-                            **common)
+        layer = tnn.ConvLIF(
+            w.shape[1], out, tuple(w.shape[2:]), stride, padding, dilation, **common
+        )
     elif rec is not None:
         _warn_import_reset(reset, key, "RLIF")
         rw, rb = _weights(rec)

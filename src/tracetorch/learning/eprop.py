@@ -41,9 +41,10 @@ an eligibility of input :math:`m(t-1)`.
 :class:`~tracetorch.nn.Sequential` (``layer.eligibility_filter``; 0 for a memoryless consumer
 such as ``nn.Linear``). **Deeper nets**: the signal passed upstream,
 :math:`L^{\text{low}} = (L \odot \bar\psi \cdot \gamma)\, W` with :math:`\bar\psi` the
-:math:`\kappa`-average of :math:`\psi` and the gain :math:`\gamma = 1/(1 - \min/\max)` of the
-two decays :math:`\kappa, \beta` (the lower layer is then filtered by their maximum), is an
-approximation (``docs/learning-modes.md``).
+:math:`\kappa`-average of :math:`\psi` and the gain :math:`\gamma = 1/(1 - \min)` of the
+two decays :math:`\kappa, \beta` (the lower layer is then filtered by their maximum; the gain
+keeps the total weight of the two filters in series), is an approximation
+(``docs/learning-modes.md``).
 """
 
 from __future__ import annotations
@@ -400,8 +401,10 @@ def _stepwise_chunk(layer, elig: dict, x: Tensor, oc: Tensor, state, p):
             big = name == "weight"
             M, X, E = elig["M_" + name], elig["X_" + name], elig["E_" + name]
             direct = x[t].unsqueeze(1) if big else one  # [B, 1, in] or [B, out]
-            sp, ps, bt = (s, psi, beta) if not big else (
-                s.unsqueeze(-1), psi.unsqueeze(-1), beta.unsqueeze(-1)
+            sp, ps, bt = (
+                (s, psi, beta)
+                if not big
+                else (s.unsqueeze(-1), psi.unsqueeze(-1), beta.unsqueeze(-1))
             )
             al = alpha.unsqueeze(-1) if big else alpha
             if adaptive:
@@ -492,11 +495,16 @@ def gradients(layer, signal: Tensor) -> tuple[Tensor, list[Tensor | None]]:
     grads: tuple = ()
     if wanted and names:
         grads = torch.autograd.grad(
-            [mapped[n] for n in names], wanted, [g[n].to(mapped[n].dtype) for n in names],
+            [mapped[n] for n in names],
+            wanted,
+            [g[n].to(mapped[n].dtype) for n in names],
             allow_unused=True,
         )
     by_param = dict(zip(map(id, wanted), grads, strict=False))
     return upstream, [by_param.get(id(p)) for p in params]
+
+
+_MAX_DECAY = 0.999  # caps the gain of _upstream at 1,000
 
 
 def _upstream(layer, signal: Tensor, elig: dict, weight: Tensor) -> Tensor:
@@ -505,8 +513,10 @@ def _upstream(layer, signal: Tensor, elig: dict, weight: Tensor) -> Tensor:
     beta = float(layer.beta.detach().mean())
     norm = elig["steps_k"].clamp_min(1e-12)
     psi_bar = elig["k"] / norm
-    lo, hi = sorted((kappa, beta))
-    gain = 1.0 / (1.0 - lo / hi) if hi > 0 else 1.0
+    # kappa- and beta-filters in series weigh 1/((1-kappa)(1-beta)) in all; one filter of the
+    # larger decay weighs 1/(1-max): the gain 1/(1-min) keeps the total (and stays finite when
+    # the two decays are equal, where matching the tail, 1/(1-min/max), would diverge)
+    gain = 1.0 / (1.0 - min(kappa, beta, _MAX_DECAY))
     return (signal * psi_bar * gain) @ weight.to(signal.dtype)
 
 

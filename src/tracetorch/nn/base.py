@@ -233,8 +233,10 @@ class TraceLayer(nn.Module):
     def current_into(self, xc: Tensor, oc: Tensor) -> None:
         """``oc [L, B, out] <- W xc + b``: one matrix multiply, no temporary (outside AMP)."""
         x2, o2 = xc.reshape(-1, self.in_features), oc.view(-1, self.out_features)
-        if x2.dtype != o2.dtype or self.weight.dtype != o2.dtype or torch.is_autocast_enabled(
-            xc.device.type
+        if (
+            x2.dtype != o2.dtype
+            or self.weight.dtype != o2.dtype
+            or torch.is_autocast_enabled(xc.device.type)
         ):
             o2.copy_(F.linear(x2, self.weight, self.bias))
         elif self.bias is None:

@@ -90,7 +90,11 @@ class RLIF(SpikingLayer):
 
     def average_output(self, a: Tensor) -> Tensor:
         return tf.rlif_average(
-            self.input_current(a), self.beta, self.threshold, self.recurrent, self.rate_fn,
+            self.input_current(a),
+            self.beta,
+            self.threshold,
+            self.recurrent,
+            self.rate_fn,
             self.iterations,
         )
 
