@@ -88,6 +88,66 @@ def test_hard_evidence_is_a_valid_task():
     assert task.contrast == HARD_CONTRAST and task.steps == 100 + 10 + 20
 
 
+def test_temporal_tasks_run_their_own_methods(monkeypatch):
+    from benchmarks import accuracy
+
+    seen = []
+
+    def fake(job, python, timeout_s):
+        seen.append(job)
+        return {**job, "error": "not run"}
+
+    monkeypatch.setattr(accuracy, "_run_subprocess", fake)
+    tasks = {k: FULL_TASKS[k] for k in ("digits", "order", "order-rlif")}
+    accuracy.run_accuracy(tasks, None, [0], jobs=1, skip={"snntorch-bptt"}, log=lambda _: None)
+    got = {(j["key"], j["method"]) for j in seen}
+    assert got == {
+        ("digits", "tracetorch-trace"),
+        ("digits", "tracetorch-bptt"),
+        ("order", "tracetorch-trace"),
+        ("order", "tracetorch-bptt"),
+        ("order", "tracetorch-eligibility"),
+        ("order", "gru"),
+        ("order-rlif", "tracetorch-trace"),
+        ("order-rlif", "tracetorch-bptt"),
+        ("order-rlif", "tracetorch-eligibility"),
+    }
+    assert all("methods" not in j for j in seen)
+    assert {j["neuron"] for j in seen if j["key"] == "order-rlif"} == {"rlif"}
+
+
+@pytest.mark.parametrize("neuron", ["lif", "rlif"])
+def test_peer_networks_of_the_temporal_tasks_train(neuron):
+    """One step of every method on an order-task batch: finite loss, parameters move."""
+    from benchmarks.accuracy import _build
+    from benchmarks.common import NetSpec
+
+    spec = NetSpec(n_in=8, hidden=(16, 16), n_out=2, neuron=neuron)
+    x = (torch.rand(30, 4, 8) < 0.3).float()
+    y = torch.tensor([0, 1, 0, 1])
+    methods = ["tracetorch-trace", "tracetorch-eligibility", "tracetorch-bptt", "gru"]
+    try:
+        import snntorch  # noqa: F401
+
+        methods.append("snntorch-bptt")
+    except ImportError:
+        pass
+    for method in methods:
+        torch.manual_seed(0)
+        runner = _build(method, spec, {})
+        before = [p.detach().clone() for p in runner.parameters()]
+        runner.reset()
+        runner.run(x[:20])
+        loss = torch.nn.functional.cross_entropy(runner.run(x[20:]), y)
+        loss.backward()
+        torch.optim.SGD(runner.parameters(), lr=0.1).step()
+        assert torch.isfinite(loss), method
+        moved = [not torch.equal(a, b) for a, b in zip(before, runner.parameters(), strict=True)]
+        assert any(moved), method
+    with pytest.raises(ValueError, match="neuron"):
+        NetSpec(neuron="alif")
+
+
 # ----------------------------------------------------------------------------- temporal
 def test_temporal_table_means_and_gru_last():
     rows = [
@@ -134,6 +194,7 @@ def test_gpu_check_module_runs_on_cpu(capsys):
             "tracetorch",
             "--total",
             "60",
+            "--compile",
         ]
     )
     out = capsys.readouterr().out

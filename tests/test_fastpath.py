@@ -10,6 +10,7 @@ recursion to float rounding (``1e-12`` in float64, ``1e-5`` relative in float32 
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from functools import partial
 
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 import tracetorch as tt
 from tracetorch import functional as tf
-from tracetorch.functional import _cpp
+from tracetorch.functional import _compiled, _cpp
 
 f64 = torch.float64
 LAYERS = [tt.nn.LIF, tt.nn.LI, tt.nn.LIS]
@@ -451,6 +452,57 @@ def test_cpp_backend_falls_back_where_it_does_not_apply(cpp_backend):
     ref_out, ref_state = tf.run(tf.li_step, strided, tf.LIState(m0), li)
     out, state = tf.li_run_(strided, tf.LIState(m0), li)
     assert torch.equal(out, ref_out) and torch.equal(state.membrane, ref_state.membrane)
+
+
+# ----------------------------------------------------------------------------- compile backend
+@pytest.fixture
+def compile_backend(monkeypatch):
+    """``torch.compile`` fusion with short blocks (fast to compile) for one test."""
+    if (reason := _compiled.available()) is not None:
+        pytest.skip(reason)
+    if not (shutil.which("g++") or shutil.which("c++")):
+        pytest.skip("torch.compile on CPU needs a C++ compiler")
+    monkeypatch.setattr(_compiled, "BLOCK_STEPS", 4)
+    previous = tf.get_backend()
+    tf.set_backend("compile")
+    yield
+    tf.set_backend(previous)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_compile_backend_equals_the_reference(compile_backend, reset):
+    """Whole blocks fused, the remainder eager: spikes equal, membranes to rounding."""
+    c = torch.randn(11, 3, 5, dtype=f64) * 0.6 + 0.3  # 11 = two blocks of 4 and 3 steps
+    beta = torch.rand(5, dtype=f64) * 0.5 + 0.45
+    m0 = torch.randn(3, 5, dtype=f64)
+    for step, run_, state, params in [
+        (tf.lif_step, tf.lif_run_, tf.LIFState(m0), tf.LIFParams(beta, 1.0, reset=reset)),
+        (tf.li_step, tf.li_run_, tf.LIState(m0), tf.LIParams(beta)),
+    ]:
+        with torch.no_grad():
+            tf.set_backend("torch")
+            ref_out, ref_state = tf.run(step, c, state, params)
+            tf.set_backend("compile")
+            buf = c.clone()
+            out, new_state = run_(buf, state, params)
+        assert out is buf
+        torch.testing.assert_close(out, ref_out, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(new_state.membrane, ref_state.membrane, rtol=1e-12, atol=1e-12)
+        if step is tf.lif_step:
+            assert torch.equal(out, ref_out)  # spikes
+
+
+def test_compile_backend_network_and_trace_gradients(compile_backend):
+    x, y = _spikes(18, 4, 6), torch.tensor([0, 1, 2, 1])
+    a = _net()
+    b = _twin(a)
+    with tf.backend("torch"):
+        ref = _trace_grads(b, x, y, per_step=False)
+    got = _trace_grads(a, x, y, per_step=False)
+    for name in ref:
+        torch.testing.assert_close(got[name], ref[name], rtol=1e-9, atol=1e-12, msg=name)
+    with pytest.raises(ValueError, match="torch"):
+        tf.set_backend("triton")
 
 
 # ----------------------------------------------------------------------------- devices

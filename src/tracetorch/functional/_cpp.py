@@ -36,9 +36,10 @@ from torch import Tensor
 
 __all__ = ["BACKENDS", "backend", "get_backend", "set_backend"]
 
-BACKENDS = ("torch", "cpp")
-"""Names of the recursion backends: ``"torch"`` (PyTorch ops) and ``"cpp"`` (the optional
-C++ extension); see :func:`set_backend`."""
+BACKENDS = ("torch", "cpp", "compile")
+"""Names of the recursion backends: ``"torch"`` (PyTorch ops), ``"cpp"`` (the optional
+C++ extension) and ``"compile"`` (blocks of steps fused by ``torch.compile``); see
+:func:`set_backend`."""
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -155,11 +156,24 @@ def set_backend(name: str) -> None:
         name: ``"torch"`` (default): PyTorch ops, any device. ``"cpp"``: a compiled C++ loop for
             CPU tensors of float32/float64 (other tensors keep the PyTorch form); it is built
             now if it was not built before (20-80 s once, then cached on disk).
+            ``"compile"``: blocks of ``tt.functional._compiled.BLOCK_STEPS`` steps fused into
+            one kernel each by :func:`torch.compile`, any device (meant for GPUs, where the
+            per-step kernel launches are the cost); compiled on first use per shape family.
 
-    The results are the same, bit for bit; only the speed differs (see ``docs/speed.md``).
+    ``"torch"`` and ``"cpp"`` give the same results bit for bit; ``"compile"`` the same up to
+    the rounding of ``beta * m + c`` (see ``docs/speed.md``).
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`BACKENDS`.
+        RuntimeError: ``"compile"`` where ``torch.compile`` cannot run (the reason is given).
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
+    if name == "compile":
+        from . import _compiled
+
+        if (reason := _compiled.available()) is not None:
+            raise RuntimeError(f"backend 'compile' is not available here: {reason}")
     _state["backend"] = name
     if name == "cpp":
         _module()
@@ -167,7 +181,7 @@ def set_backend(name: str) -> None:
 
 @contextmanager
 def backend(name: str) -> Iterator[None]:
-    """Use backend ``name`` (``"torch"`` or ``"cpp"``) inside a ``with`` block, then restore.
+    """Use backend ``name`` (one of :data:`BACKENDS`) inside a ``with`` block, then restore.
 
     Example:
         >>> with tt.functional.backend("cpp"):
@@ -182,7 +196,7 @@ def backend(name: str) -> Iterator[None]:
 
 
 def get_backend() -> str:
-    """The current backend: ``"torch"`` or ``"cpp"`` (``TRACETORCH_BACKEND`` sets the default)."""
+    """The current backend, one of :data:`BACKENDS` (``TRACETORCH_BACKEND`` sets the default)."""
     if _state["backend"] is None:
         name = os.environ.get("TRACETORCH_BACKEND", "torch").strip().lower() or "torch"
         if name not in BACKENDS:

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from . import _cpp
+from . import _compiled, _cpp
 from .surrogates import heaviside
 
 __all__ = [
@@ -125,7 +125,8 @@ def lif_run_(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState
     ``c`` must be owned by the caller; ``state`` is not modified. Returns ``(c, new state)``,
     the values of :func:`lif_step` with the Heaviside spike, bit for bit (``p.spike_fn`` is
     not used). Run it under ``torch.no_grad()``. With ``set_backend("cpp")`` the loop is one
-    compiled kernel (CPU), with the same results.
+    compiled kernel (CPU), with the same results; with ``set_backend("compile")`` blocks of
+    steps are fused by ``torch.compile`` (any device; see ``_compiled.py``).
     """
     beta, theta = p.beta, p.theta
     zero = p.reset == "zero"  # the C++ kernel only subtracts
@@ -133,10 +134,13 @@ def lif_run_(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState
         return done[0], LIFState(done[1])
     beta = torch.as_tensor(beta, dtype=c.dtype, device=c.device)
     theta = torch.as_tensor(theta, dtype=c.dtype, device=c.device)
-    steps = c.unbind(0)
+    m0, start = state.membrane, 0
+    if _cpp.get_backend() == "compile":  # whole blocks fused; the rest below
+        start, m0 = _compiled.lif_run_(c, m0, beta, theta, zero)
+    steps = c.unbind(0)[start:]
     if not steps:
-        return c, LIFState(state.membrane.clone())
-    m = torch.addcmul(steps[0], state.membrane, beta)  # a fresh buffer
+        return c, LIFState(m0.clone())
+    m = torch.addcmul(steps[0], m0, beta)  # a fresh buffer
     for t, c_t in enumerate(steps):
         if t:
             torch.addcmul(c_t, m, beta, out=m)
@@ -158,8 +162,10 @@ def li_run_(c: Tensor, state: LIState, p: LIParams) -> tuple[Tensor, LIState]:
     if (done := _cpp.li_run_(c, state.membrane, p.beta)) is not None:
         return done[0], LIState(done[1])
     beta = torch.as_tensor(p.beta, dtype=c.dtype, device=c.device)
-    prev = state.membrane
-    for c_t in c.unbind(0):
+    prev, start = state.membrane, 0
+    if _cpp.get_backend() == "compile":  # whole blocks fused; the rest below
+        start, prev = _compiled.li_run_(c, prev, beta)
+    for c_t in c.unbind(0)[start:]:
         torch.addcmul(c_t, prev, beta, out=c_t)
         prev = c_t
     return c, LIState(prev.clone())
