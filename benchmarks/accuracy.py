@@ -29,6 +29,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -324,8 +325,12 @@ def run_accuracy(
     skip: set[str] = frozenset(),
     python: str = sys.executable,
     log=print,
+    on_row=None,
 ) -> list[dict[str, Any]]:
     """Run every (task, method, seed) as a subprocess, ``jobs`` at a time; return the rows.
+
+    ``on_row(row)`` is called as each run ends (one call at a time), e.g. to save the rows so
+    far: a run of hours that is stopped keeps what it measured.
 
     ``methods=None`` runs each task's own ``methods`` (the temporal tasks add eligibility
     mode and the GRU ceiling) or :data:`METHODS`; a list runs those of them the task has.
@@ -360,7 +365,12 @@ def run_accuracy(
         )
         name = job["method"] + ("" if job["variant"] == "default" else f"[{job['variant']}]")
         log(f"  accuracy: {job['key']:14s} {name:17s} seed {job['seed']}  {status}")
+        if on_row is not None:
+            with lock:
+                on_row(row)
         return row
+
+    lock = threading.Lock()
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(one, todo))

@@ -224,18 +224,23 @@ def _run_cases(
             if "accuracy" in cases
             else {k: v for k, v in tasks.items() if k in FIDELITY_TASKS}
         )
-        rows = run_accuracy(
+        done: list[dict] = []
+
+        def save(row: dict) -> None:  # after every run, so that a stopped run keeps its rows
+            row.setdefault("commit", env.get("commit"))
+            row.setdefault("date", env.get("date"))
+            done.append(row)
+            _merge_rows(results / "accuracy.json", done, acc_cfg)
+
+        run_accuracy(
             run_tasks,
             methods,
             acc_cfg["seeds"],
             skip={"snntorch-bptt"} if "snntorch" in peers_missing else set(),
             jobs=acc_cfg["jobs"],
             budget_s=acc_cfg["budget_s"],
+            on_row=save,
         )
-        for r in rows:
-            r.setdefault("commit", env.get("commit"))
-            r.setdefault("date", env.get("date"))
-        _merge_rows(results / "accuracy.json", rows, acc_cfg)
         end("accuracy", rec)
     if "ablation" in cases:
         rec = begin("ablation: trace-learning options")
