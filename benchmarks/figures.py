@@ -135,7 +135,8 @@ def _accuracy(d: dict) -> str:
         "digits": "digits",
         "yinyang": "Yin-Yang",
         "evidence-300": "evidence at delay 300",
-        "evidence-hard-1000": "evidence, low contrast, delay 1,000",
+        "evidence-1000": "delay 1,000",
+        "evidence-hard-1000": "low contrast, delay 1,000",
     }
     parts = []
     for key, label in names.items():
@@ -147,6 +148,25 @@ def _accuracy(d: dict) -> str:
             label + " " + " / ".join("-" if c is None else f"{c['mean']:.1f}" for c in cells) + " %"
         )
     return "; ".join(parts)
+
+
+def _timing(d: dict) -> str | None:
+    """The timing tasks, where trace learning is expected to lose (LIF hidden layers)."""
+    from .accuracy import summarize
+
+    s = summarize(d["rows"])
+    methods = ("tracetorch-trace", "tracetorch-eligibility", "tracetorch-bptt", "snntorch-bptt")
+    parts = []
+    for key, label in (("order", "order"), ("seqdigits", "sequential digits")):
+        by = s.get(key)
+        if not by:
+            continue
+        cells = [by.get(m) for m in methods]
+        text = " / ".join("-" if c is None else f"{c['mean']:.1f}" for c in cells) + " %"
+        if "gru" in by:
+            text += f" (GRU {by['gru']['mean']:.1f} %)"
+        parts.append(f"{label} {text}")
+    return "; ".join(parts) or None
 
 
 def _speed(d: dict) -> str:
@@ -222,6 +242,13 @@ ROWS = [
         "accuracy.json",
         _accuracy,
         "python -m benchmarks.run --cases accuracy",
+    ),
+    Row(
+        "timing tasks, same net, 3 seeds: trace / eligibility / tracetorch BPTT / snnTorch BPTT",
+        "`python -m benchmarks.run --cases accuracy --tasks order,seqdigits`",
+        "accuracy.json",
+        _timing,
+        "python -m benchmarks.run --cases accuracy --tasks order,seqdigits",
     ),
     Row(
         "forward time per step vs a plain per-step PyTorch loop (B = 64, hidden 128, T = 10,000)",

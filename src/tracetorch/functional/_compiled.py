@@ -49,12 +49,12 @@ def _lif_block(c: Tensor, m: Tensor, beta: Tensor, theta: Tensor, zero_reset: bo
 
 
 def _li_block(c: Tensor, m: Tensor, beta: Tensor):
-    """LI over ``c [K, B, F]`` out of place: the membranes ``[K, B, F]``."""
+    """LI over ``c [K, B, F]`` out of place: ``(membranes [K, B, F], last membrane)``."""
     out = []
     for t in range(c.shape[0]):
         m = torch.addcmul(c[t], m, beta)
         out.append(m)
-    return torch.stack(out)
+    return torch.stack(out), m
 
 
 def _compiled(name: str):
@@ -86,36 +86,29 @@ def _blocks(c: Tensor) -> int:
     return c.shape[0] - c.shape[0] % k
 
 
+def _run_blocks(name: str, c: Tensor, m: Tensor, *args) -> tuple[int, Tensor]:
+    """Run the leading ``T - T % BLOCK_STEPS`` steps of ``c`` in place with block ``name``.
+
+    Returns ``(steps done, membrane after them)``; ``(0, m)`` when there is no full block.
+    """
+    done = _blocks(c)
+    if not done:
+        return 0, m
+    block = _compiled(name)
+    k = int(BLOCK_STEPS)
+    for start in range(0, done, k):
+        out, m = block(c[start : start + k], m, *args)
+        c[start : start + k].copy_(out)
+    return done, m
+
+
 def lif_run_(
     c: Tensor, m: Tensor, beta: Tensor, theta: Tensor, zero_reset: bool
 ) -> tuple[int, Tensor]:
-    """Run the leading ``T - T % BLOCK_STEPS`` steps of ``c`` in place (spikes).
-
-    Returns ``(steps done, membrane after them)``; ``(0, m)`` when there is no full block.
-    """
-    done = _blocks(c)
-    if not done:
-        return 0, m
-    block = _compiled("lif")
-    k = int(BLOCK_STEPS)
-    for start in range(0, done, k):
-        spikes, m = block(c[start : start + k], m, beta, theta, zero_reset)
-        c[start : start + k].copy_(spikes)
-    return done, m
+    """LIF on the whole blocks of ``c`` (overwritten by the spikes): ``(steps done, m)``."""
+    return _run_blocks("lif", c, m, beta, theta, zero_reset)
 
 
 def li_run_(c: Tensor, m: Tensor, beta: Tensor) -> tuple[int, Tensor]:
-    """Run the leading ``T - T % BLOCK_STEPS`` steps of ``c`` in place (membranes).
-
-    Returns ``(steps done, membrane after them)``; ``(0, m)`` when there is no full block.
-    """
-    done = _blocks(c)
-    if not done:
-        return 0, m
-    block = _compiled("li")
-    k = int(BLOCK_STEPS)
-    for start in range(0, done, k):
-        out = block(c[start : start + k], m, beta)
-        c[start : start + k].copy_(out)
-        m = c[start + k - 1]
-    return done, m
+    """LI on the whole blocks of ``c`` (overwritten by the membranes): ``(steps done, m)``."""
+    return _run_blocks("li", c, m, beta)
