@@ -11,11 +11,12 @@
    above the memory allocated before the step. ``T`` runs in increasing order and a case
    predicted (linearly in ``T`` from the last one) to pass ``--case-budget`` seconds or 80 %
    of the device's memory is skipped, with the reason;
-3. **the ``"compile"`` backend** (``--compile``): ``tt.functional.lif_run_`` and ``li_run_``
-   on one chunk ``[chunk, B, H]`` under ``set_backend("torch")`` (three kernels per step) and
-   ``set_backend("compile")`` (blocks of steps fused by ``torch.compile``): microseconds per
-   step, compile time and agreement (spikes, LI membranes); with ``--compile`` the speed case
-   also times tracetorch's training step under the ``"compile"`` backend.
+3. **the recursion backends** (``--backends compile,triton``): ``tt.functional.lif_run_``
+   and ``li_run_`` on one chunk ``[chunk, B, H]`` under ``set_backend("torch")`` (three
+   kernels per step) and each backend named (``"compile"``: blocks of steps fused by
+   ``torch.compile``; ``"triton"``: a chunk as one Triton kernel): microseconds per step,
+   first-call (compile) time and agreement (spikes, LI membranes); the speed case also times
+   tracetorch's training step under each backend that can run.
 
 Prints one line per result and writes ``--json`` if given. ``--device cpu`` runs the same code
 on the CPU (tiny sizes, to check this module without a GPU).
@@ -171,8 +172,8 @@ def speed_vs_t(
                 print(f"speed {lib:10s} B={batch} H={hidden} T={steps:>7,d}: skipped ({why})")
             else:
                 try:
-                    if lib == "tracetorch-compile":  # tracetorch under the "compile" backend
-                        with tt.functional.backend("compile"):
+                    if lib.startswith("tracetorch-"):  # tracetorch under another backend
+                        with tt.functional.backend(lib.removeprefix("tracetorch-")):
                             row = {
                                 **time_step("tracetorch", batch, hidden, steps, chunk, device),
                                 "library": lib,
@@ -201,62 +202,80 @@ def speed_vs_t(
     return rows
 
 
-# ----------------------------------------------------------------------------- 3. compile
-def compile_case(batch: int, hidden: int, steps: int, device: torch.device) -> dict[str, Any]:
-    """``tt.functional.lif_run_`` and ``li_run_`` under the ``"torch"`` and ``"compile"``
-    backends on one chunk ``[steps, batch, hidden]``: us/step, compile time, agreement."""
-    from tracetorch.functional import _compiled
+# ----------------------------------------------------------------------------- 3. backends
+def _backend_reason(name: str) -> str | None:
+    """None if backend ``name`` can be switched on here, else why not."""
+    try:
+        with tt.functional.backend(name):
+            pass
+    except RuntimeError as e:
+        return str(e)
+    return None
 
+
+def backends_case(
+    batch: int, hidden: int, steps: int, device: torch.device, backends: list[str]
+) -> dict[str, Any]:
+    """``tt.functional.lif_run_`` and ``li_run_`` on one chunk ``[steps, batch, hidden]``
+    under ``"torch"`` and each of ``backends``: us/step, first-call time, agreement."""
     gen = torch.Generator(device=device).manual_seed(0)
     c = torch.randn(steps, batch, hidden, device=device, generator=gen) * 0.5 + 0.3
     beta = torch.full((hidden,), 0.9, device=device)
     m0 = torch.zeros(batch, hidden, device=device)
-    lif = (tt.functional.lif_run_, tt.functional.LIFState(m0), tt.functional.LIFParams(beta, 1.0))
-    li = (tt.functional.li_run_, tt.functional.LIState(m0), tt.functional.LIParams(beta))
-    row: dict[str, Any] = {
-        "batch": batch,
-        "hidden": hidden,
-        "steps": steps,
-        "block": _compiled.BLOCK_STEPS,
+    cases = {
+        "lif": (
+            tt.functional.lif_run_,
+            tt.functional.LIFState(m0),
+            tt.functional.LIFParams(beta, 1.0),
+        ),
+        "li": (tt.functional.li_run_, tt.functional.LIState(m0), tt.functional.LIParams(beta)),
     }
+    rows: dict[str, Any] = {"batch": batch, "hidden": hidden, "steps": steps, "ok": True}
 
-    def timed(name: str, run_, state, params) -> tuple[float, torch.Tensor]:
+    def timed(name: str, run_, state, params) -> tuple[float, float, torch.Tensor]:
         with torch.no_grad(), tt.functional.backend(name):
-            out, _ = run_(c.clone(), state, params)  # warm-up (compiles)
+            t0 = time.perf_counter()
+            run_(c.clone(), state, params)  # first call: compiles
             _sync(device)
+            first = time.perf_counter() - t0
             t0 = time.perf_counter()
             out, _ = run_(c.clone(), state, params)
             _sync(device)
-        return (time.perf_counter() - t0) / steps * 1e6, out
+        return first, (time.perf_counter() - t0) / steps * 1e6, out
 
-    for label, (run_, state, params) in (("lif", lif), ("li", li)):
-        t0 = time.perf_counter()
-        with torch.no_grad(), tt.functional.backend("compile"):
-            run_(c[: _compiled.BLOCK_STEPS].clone(), state, params)
-            _sync(device)
-        row[f"{label}_compile_s"] = time.perf_counter() - t0
-        eager_us, ref = timed("torch", run_, state, params)
-        fused_us, got = timed("compile", run_, state, params)
-        row[f"{label}_torch_us_per_step"] = eager_us
-        row[f"{label}_compile_us_per_step"] = fused_us
-        if label == "lif":
-            row["spikes_differing"] = int((ref != got).sum())
-        else:
-            row["li_max_abs_diff"] = float((ref - got).abs().max())
+    ref = {k: timed("torch", *v) for k, v in cases.items()}
+    for k in cases:
+        rows[f"torch_{k}_us_per_step"] = ref[k][1]
+    for name in backends:
+        if (why := _backend_reason(name)) is not None:
+            print(f"backend {name}: not available ({why})", flush=True)
+            rows[name] = {"skipped": why}
+            continue
+        row: dict[str, Any] = {}
+        for k, v in cases.items():
+            first, us, out = timed(name, *v)
+            row[f"{k}_first_call_s"], row[f"{k}_us_per_step"] = first, us
+            if k == "lif":
+                row["spikes_differing"] = int((out != ref[k][2]).sum())
+            else:
+                row["li_max_abs_diff"] = float((out - ref[k][2]).abs().max())
+            print(
+                f"backend {name} {k} B={batch} H={hidden} T={steps}: torch {ref[k][1]:.1f} "
+                f"us/step, {name} {us:.1f} us/step ({ref[k][1] / us:.2f}x), first call "
+                f"{first:.1f} s",
+                flush=True,
+            )
+        # spikes may flip where a membrane lies within rounding of the threshold: allow 1e-6
+        row["ok"] = row["spikes_differing"] <= 1e-6 * c.numel() and row["li_max_abs_diff"] < 1e-3
+        rows["ok"] = rows["ok"] and row["ok"]
         print(
-            f"compile {label} B={batch} H={hidden} T={steps} block {_compiled.BLOCK_STEPS}: "
-            f"torch {eager_us:.1f} us/step, compile {fused_us:.1f} us/step "
-            f"({eager_us / fused_us:.2f}x), compiled in {row[f'{label}_compile_s']:.1f} s",
+            f"backend {name} agreement: {row['spikes_differing']} of {c.numel()} spikes "
+            f"differ, LI max |diff| {row['li_max_abs_diff']:.2g}: "
+            f"{'OK' if row['ok'] else 'MISMATCH'}",
             flush=True,
         )
-    # spikes may flip where a membrane lies within rounding of the threshold: allow 1e-6
-    row["ok"] = row["spikes_differing"] <= 1e-6 * c.numel() and row["li_max_abs_diff"] < 1e-3
-    print(
-        f"compile agreement: {row['spikes_differing']} of {c.numel()} spikes differ, LI max "
-        f"|diff| {row['li_max_abs_diff']:.2g}: {'OK' if row['ok'] else 'MISMATCH'}",
-        flush=True,
-    )
-    return row
+        rows[name] = row
+    return rows
 
 
 # ----------------------------------------------------------------------------- main
@@ -270,7 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--libs", default="tracetorch,snntorch")
     parser.add_argument("--case-budget", type=float, default=40.0, help="s per speed case")
     parser.add_argument("--total", type=float, default=200.0, help="s for the whole module")
-    parser.add_argument("--compile", action="store_true", help="the 'compile' backend")
+    parser.add_argument(
+        "--backends",
+        default="",
+        help="recursion backends to time against 'torch', e.g. compile,triton",
+    )
     parser.add_argument("--skip-gradients", action="store_true")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
@@ -290,8 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     from .peers import available
 
     libs, missing = available(args.libs.split(","))
-    if args.compile and "tracetorch" in libs:
-        libs.insert(libs.index("tracetorch") + 1, "tracetorch-compile")
+    if "tracetorch" in libs:  # tracetorch's training step under each usable backend too
+        usable = [b for b in args.backends.split(",") if b and _backend_reason(b) is None]
+        at = libs.index("tracetorch") + 1
+        libs[at:at] = [f"tracetorch-{b}" for b in usable]
     for lib, why in missing.items():
         print(f"speed {lib}: not available ({why})")
     result["speed"] = speed_vs_t(
@@ -304,16 +329,19 @@ def main(argv: list[str] | None = None) -> int:
         args.case_budget,
         deadline,
     )
-    if args.compile:
+    backends = [b for b in args.backends.split(",") if b]
+    if backends:
         if time.monotonic() + 60 > deadline:
-            print("compile: skipped (out of the script's overall time)")
+            print("backends: skipped (out of the script's overall time)")
         else:
             try:
-                result["compile"] = compile_case(args.batch, args.hidden, args.chunk, device)
-                ok = ok and result["compile"]["ok"]
+                result["backends"] = backends_case(
+                    args.batch, args.hidden, args.chunk, device, backends
+                )
+                ok = ok and result["backends"]["ok"]
             except Exception as e:  # noqa: BLE001 - report it with the rest of the results
-                print(f"compile: failed ({type(e).__name__}: {str(e)[:300]})")
-                result["compile"] = {"error": f"{type(e).__name__}: {e}"[:500]}
+                print(f"backends: failed ({type(e).__name__}: {str(e)[:300]})")
+                result["backends"] = {"error": f"{type(e).__name__}: {e}"[:500]}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)

@@ -7,8 +7,9 @@
 # 3. training-step time and peak CUDA memory (torch.cuda.max_memory_allocated) vs T for
 #    tracetorch and snnTorch at B=256, H=1024, T in {1e3, 1e4, 1e5}; a case predicted to
 #    pass its time budget (40 s) or 80 % of the device memory is skipped, with the reason
-# 4. the "compile" backend (torch.compile of blocks of the LIF/LI recursion): the
-#    recursion alone and tracetorch's training step, speed, compile time and agreement
+# 4. the recursion backends "compile" (torch.compile of blocks of steps) and "triton" (a
+#    chunk as one kernel): the recursion alone and tracetorch's training step, speed,
+#    compile time and agreement with the PyTorch form
 #
 # On a machine without CUDA it prints "gpu_check: SKIP: ..." and exits 0.
 # PYTHON=... picks the interpreter (default: .venv/bin/python if present, else python3).
@@ -28,8 +29,8 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 status=0
 echo "== 1. CUDA tests (pytest -k cuda)"
 timeout 60 "$PY" -m pytest -q -rs -k cuda tests/ -p no:cacheprovider || status=1
-echo "== 2-4. gradients, speed and memory vs T, the compile backend"
-timeout 220 "$PY" -m benchmarks.gpu_check --compile --total 150 --json "$OUT/gpu_check.json" \
+echo "== 2-4. gradients, speed and memory vs T, the compile and triton backends"
+timeout 220 "$PY" -m benchmarks.gpu_check --backends compile,triton --total 150 --json "$OUT/gpu_check.json" \
     || status=1
 echo "gpu_check: results in $OUT/gpu_check.json; exit $status"
 exit $status

@@ -194,7 +194,8 @@ def test_gpu_check_module_runs_on_cpu(capsys):
             "tracetorch",
             "--total",
             "60",
-            "--compile",
+            "--backends",
+            "compile,triton",
         ]
     )
     out = capsys.readouterr().out

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import tracetorch as tt
 from tracetorch import functional as tf
-from tracetorch.functional import _compiled, _cpp
+from tracetorch.functional import _compiled, _cpp, _triton
 
 f64 = torch.float64
 LAYERS = [tt.nn.LIF, tt.nn.LI, tt.nn.LIS]
@@ -502,6 +502,68 @@ def test_compile_backend_network_and_trace_gradients(compile_backend):
     for name in ref:
         torch.testing.assert_close(got[name], ref[name], rtol=1e-9, atol=1e-12, msg=name)
     with pytest.raises(ValueError, match="torch"):
+        tf.set_backend("numba")
+
+
+# ----------------------------------------------------------------------------- triton backend
+@pytest.fixture
+def triton_backend(monkeypatch):
+    """The Triton kernels for one test: on CUDA where there is one, else in the interpreter."""
+    pytest.importorskip("triton")
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+        monkeypatch.setattr(_triton, "_kernels", {})  # rebuilt under the interpreter
+    previous = tf.get_backend()
+    tf.set_backend("triton")
+    yield torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tf.set_backend(previous)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, f64])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_triton_kernels_equal_the_reference(triton_backend, dtype, reset):
+    device = triton_backend
+    c = (torch.randn(13, 3, 5, dtype=dtype) * 0.6 + 0.3).to(device)
+    beta = (torch.rand(5, dtype=dtype) * 0.5 + 0.45).to(device)
+    m0 = torch.randn(3, 5, dtype=dtype, device=device)
+    cases = [
+        (tf.lif_step, tf.lif_run_, tf.LIFState(m0), tf.LIFParams(beta, 1.0, reset=reset)),
+        (tf.li_step, tf.li_run_, tf.LIState(m0), tf.LIParams(beta[0])),  # shared beta
+    ]
+    for step, run_, state, params in cases:
+        with torch.no_grad():
+            with tf.backend("torch"):
+                ref_out, ref_state = tf.run(step, c, state, params)
+            buf = c.clone()
+            out, new_state = run_(buf, state, params)
+        assert out is buf
+        torch.testing.assert_close(out, ref_out, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(new_state.membrane, ref_state.membrane, rtol=1e-6, atol=1e-6)
+        assert torch.equal(state.membrane, m0)  # the state passed in is not modified
+    assert set(_triton._kernels) == {"lif", "li"}  # the kernels ran (not the PyTorch form)
+
+
+def test_triton_backend_network_and_fallbacks(triton_backend):
+    device = triton_backend
+    x, y = _spikes(12, 4, 6).to(device), torch.tensor([0, 1, 2, 1], device=device)
+    a = _net().to(device)
+    b = _twin(a)
+    with tf.backend("torch"):
+        ref = _trace_grads(b, x, y, per_step=False)
+    got = _trace_grads(a, x, y, per_step=False)
+    for name in ref:
+        torch.testing.assert_close(got[name], ref[name], rtol=1e-9, atol=1e-12, msg=name)
+    # per-element beta: not a kernel case, the PyTorch form runs (same values)
+    c, m0 = torch.randn(6, 3, 4, device=device), torch.randn(3, 4, device=device)
+    lif = tf.LIFParams(torch.rand(3, 4, device=device) * 0.5 + 0.4, 0.5)
+    out, state = tf.lif_run_(c.clone(), tf.LIFState(m0), lif)
+    ref_out, ref_state = tf.run(tf.lif_step, c, tf.LIFState(m0), lif)
+    assert torch.equal(out, ref_out) and torch.equal(state.membrane, ref_state.membrane)
+
+
+def test_triton_backend_says_why_it_cannot_run(monkeypatch):
+    monkeypatch.setattr(_triton, "available", lambda: "the triton package is not installed")
+    with pytest.raises(RuntimeError, match="triton package"):
         tf.set_backend("triton")
 
 

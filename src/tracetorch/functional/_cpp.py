@@ -36,10 +36,10 @@ from torch import Tensor
 
 __all__ = ["BACKENDS", "backend", "get_backend", "set_backend"]
 
-BACKENDS = ("torch", "cpp", "compile")
+BACKENDS = ("torch", "cpp", "compile", "triton")
 """Names of the recursion backends: ``"torch"`` (PyTorch ops), ``"cpp"`` (the optional
-C++ extension) and ``"compile"`` (blocks of steps fused by ``torch.compile``); see
-:func:`set_backend`."""
+C++ extension), ``"compile"`` (blocks of steps fused by ``torch.compile``) and ``"triton"``
+(a chunk as one Triton kernel); see :func:`set_backend`."""
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -159,13 +159,15 @@ def set_backend(name: str) -> None:
             ``"compile"``: blocks of ``tt.functional._compiled.BLOCK_STEPS`` steps fused into
             one kernel each by :func:`torch.compile`, any device (meant for GPUs, where the
             per-step kernel launches are the cost); compiled on first use per shape family.
+            ``"triton"``: a whole chunk as one Triton kernel (CUDA tensors; needs the
+            ``triton`` extra; ``TRITON_INTERPRET=1`` runs it on CPU tensors, slowly).
 
-    ``"torch"`` and ``"cpp"`` give the same results bit for bit; ``"compile"`` the same up to
-    the rounding of ``beta * m + c`` (see ``docs/speed.md``).
+    ``"torch"`` and ``"cpp"`` give the same results bit for bit; ``"compile"`` and
+    ``"triton"`` the same up to the rounding of ``beta * m + c`` (see ``docs/speed.md``).
 
     Raises:
         ValueError: ``name`` is not one of :data:`BACKENDS`.
-        RuntimeError: ``"compile"`` where ``torch.compile`` cannot run (the reason is given).
+        RuntimeError: ``"compile"`` or ``"triton"`` where it cannot run (the reason is given).
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
@@ -174,6 +176,11 @@ def set_backend(name: str) -> None:
 
         if (reason := _compiled.available()) is not None:
             raise RuntimeError(f"backend 'compile' is not available here: {reason}")
+    if name == "triton":
+        from . import _triton
+
+        if (reason := _triton.available()) is not None:
+            raise RuntimeError(f"backend 'triton' is not available here: {reason}")
     _state["backend"] = name
     if name == "cpp":
         _module()

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from . import _compiled, _cpp
+from . import _compiled, _cpp, _triton
 from .surrogates import heaviside
 
 __all__ = [
@@ -126,7 +126,8 @@ def lif_run_(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState
     the values of :func:`lif_step` with the Heaviside spike, bit for bit (``p.spike_fn`` is
     not used). Run it under ``torch.no_grad()``. With ``set_backend("cpp")`` the loop is one
     compiled kernel (CPU), with the same results; with ``set_backend("compile")`` blocks of
-    steps are fused by ``torch.compile`` (any device; see ``_compiled.py``).
+    steps are fused by ``torch.compile`` (any device; see ``_compiled.py``); with
+    ``set_backend("triton")`` a chunk is one Triton kernel (CUDA; see ``_triton.py``).
     """
     beta, theta = p.beta, p.theta
     zero = p.reset == "zero"  # the C++ kernel only subtracts
@@ -134,6 +135,10 @@ def lif_run_(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState
         return done[0], LIFState(done[1])
     beta = torch.as_tensor(beta, dtype=c.dtype, device=c.device)
     theta = torch.as_tensor(theta, dtype=c.dtype, device=c.device)
+    if _cpp.get_backend() == "triton" and (
+        (m := _triton.lif_run_(c, state.membrane, beta, theta, zero)) is not None
+    ):
+        return c, LIFState(m)
     m0, start = state.membrane, 0
     if _cpp.get_backend() == "compile":  # whole blocks fused; the rest below
         start, m0 = _compiled.lif_run_(c, m0, beta, theta, zero)
@@ -162,6 +167,10 @@ def li_run_(c: Tensor, state: LIState, p: LIParams) -> tuple[Tensor, LIState]:
     if (done := _cpp.li_run_(c, state.membrane, p.beta)) is not None:
         return done[0], LIState(done[1])
     beta = torch.as_tensor(p.beta, dtype=c.dtype, device=c.device)
+    if _cpp.get_backend() == "triton" and (
+        (m := _triton.li_run_(c, state.membrane, beta)) is not None
+    ):
+        return c, LIState(m)
     prev, start = state.membrane, 0
     if _cpp.get_backend() == "compile":  # whole blocks fused; the rest below
         start, prev = _compiled.li_run_(c, prev, beta)

@@ -1,0 +1,133 @@
+r"""The ``"triton"`` backend: the LIF and LI recursions of a whole chunk as one GPU kernel.
+
+Each program owns ``BLOCK`` elements of the ``[B, F]`` state, keeps their membranes in
+registers and walks the chunk's ``T`` steps itself:
+
+.. math::
+    m \leftarrow \mathrm{fma}(\beta, m, c_t), \quad s = [m \ge \theta], \quad
+    m \leftarrow m - \theta s \ (\text{or } m - m s), \quad c_t \leftarrow s
+
+so a chunk costs one launch (the PyTorch form launches three kernels per step) and each
+current is read once and each spike written once. Needs the optional ``triton`` package
+(``pip install tracetorch[triton]``) and a CUDA tensor; with ``TRITON_INTERPRET=1`` the same
+kernels run on CPU tensors in Triton's interpreter (slow: for tests). Tensors it does not
+apply to (other devices, per-element parameters, non-contiguous buffers) keep the PyTorch
+form.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._cpp import _per_feature
+
+__all__ = ["available", "li_run_", "lif_run_"]
+
+BLOCK = 256
+_kernels: dict[str, Any] = {}
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def available() -> str | None:
+    """None if the kernels can run here (triton, and CUDA or the interpreter), else why not."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return "the triton package is not installed (pip install tracetorch[triton])"
+    if not (torch.cuda.is_available() or _interpreting()):
+        return "no CUDA device (TRITON_INTERPRET=1 runs the kernels on the CPU, slowly)"
+    return None
+
+
+def _build() -> dict[str, Any]:
+    if _kernels:
+        return _kernels
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def lif_kernel(c, m, beta, theta, steps, n, features, ZERO: tl.constexpr, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        f = offs % features
+        b = tl.load(beta + f, mask=mask)
+        th = tl.load(theta + f, mask=mask)
+        v = tl.load(m + offs, mask=mask)
+        ptr = c + offs  # advanced by n per step: 64-bit pointer arithmetic, no int32 index
+        for _ in range(steps):
+            v = tl.fma(b, v, tl.load(ptr, mask=mask))
+            s = (v >= th).to(v.dtype)
+            v = v - v * s if ZERO else v - th * s
+            tl.store(ptr, s, mask=mask)
+            ptr += n
+        tl.store(m + offs, v, mask=mask)
+
+    @triton.jit
+    def li_kernel(c, m, beta, steps, n, features, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        b = tl.load(beta + offs % features, mask=mask)
+        v = tl.load(m + offs, mask=mask)
+        ptr = c + offs
+        for _ in range(steps):
+            v = tl.fma(b, v, tl.load(ptr, mask=mask))
+            tl.store(ptr, v, mask=mask)
+            ptr += n
+        tl.store(m + offs, v, mask=mask)
+
+    _kernels.update(lif=lif_kernel, li=li_kernel)
+    return _kernels
+
+
+def _usable(c: Tensor, m: Tensor) -> bool:
+    return (
+        (c.is_cuda or (_interpreting() and c.device.type == "cpu"))
+        and c.dtype in (torch.float32, torch.float64)
+        and m.dtype == c.dtype
+        and m.device == c.device
+        and c.dim() >= 2
+        and c.shape[0] > 0
+        and c.is_contiguous()
+        and m.shape == c.shape[1:]
+        and not (torch.is_grad_enabled() and (c.requires_grad or m.requires_grad))
+        and available() is None
+    )
+
+
+def _grid(n: int) -> tuple[int]:
+    return ((n + BLOCK - 1) // BLOCK,)
+
+
+def lif_run_(
+    c: Tensor, m: Tensor, beta: Tensor | float, theta: Tensor | float, zero_reset: bool
+) -> Tensor | None:
+    """LIF over ``c [T, ..., F]`` in place (spikes); the new membrane, or None (not here)."""
+    if not _usable(c, m):
+        return None
+    b, th = _per_feature(beta, c), _per_feature(theta, c)
+    if b is None or th is None:
+        return None
+    m = m.contiguous().clone()
+    n, features = m.numel(), c.shape[-1]
+    _build()["lif"][_grid(n)](c, m, b, th, c.shape[0], n, features, ZERO=zero_reset, BLOCK=BLOCK)
+    return m
+
+
+def li_run_(c: Tensor, m: Tensor, beta: Tensor | float) -> Tensor | None:
+    """LI over ``c [T, ..., F]`` in place (membranes); the last membrane, or None."""
+    if not _usable(c, m):
+        return None
+    b = _per_feature(beta, c)
+    if b is None:
+        return None
+    m = m.contiguous().clone()
+    n, features = m.numel(), c.shape[-1]
+    _build()["li"][_grid(n)](c, m, b, c.shape[0], n, features, BLOCK=BLOCK)
+    return m
