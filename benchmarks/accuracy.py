@@ -39,6 +39,8 @@ from .common import ROOT, THREAD_ENV
 METHODS = ["tracetorch-trace", "tracetorch-bptt", "snntorch-bptt"]
 #: the methods of the temporal tasks: the three above, eligibility mode and the GRU ceiling
 TEMPORAL_METHODS = [*METHODS, "tracetorch-eligibility", "gru"]
+#: the temporal tasks with recurrent hidden layers (the GRU ceiling is the same as above)
+RLIF_METHODS = [*METHODS, "tracetorch-eligibility"]
 #: every method any task runs, in the order of the report's columns
 ALL_METHODS = TEMPORAL_METHODS
 
@@ -65,7 +67,7 @@ FULL_TASKS: dict[str, dict[str, Any]] = {
         "epochs": 30,
         "lr": 3e-3,
         "neuron": "rlif",
-        "methods": TEMPORAL_METHODS[:-1],
+        "methods": RLIF_METHODS,
     },
     "seqdigits": {
         "task": "seqdigits",
@@ -82,7 +84,7 @@ FULL_TASKS: dict[str, dict[str, Any]] = {
         "lr": 3e-3,
         "batch": 32,
         "neuron": "rlif",
-        "methods": TEMPORAL_METHODS[:-1],
+        "methods": RLIF_METHODS,
     },
 }
 #: per-trial click contrast (c_min, c_max) of the ``evidence-hard-*`` tasks (default 0.2-0.8)

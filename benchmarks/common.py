@@ -242,8 +242,12 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 
 def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file, then a rename): a run stopped
+    while writing leaves the old file, never a truncated one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> Any:

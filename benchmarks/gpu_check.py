@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from typing import Any
@@ -233,15 +234,22 @@ def backends_case(
     rows: dict[str, Any] = {"batch": batch, "hidden": hidden, "steps": steps, "ok": True}
 
     def timed(name: str, run_, state, params) -> tuple[float, float, torch.Tensor]:
+        """First call (compiles) and the median of 5 timed calls; copies outside the timer."""
         with torch.no_grad(), tt.functional.backend(name):
+            buf = c.clone()
             t0 = time.perf_counter()
-            run_(c.clone(), state, params)  # first call: compiles
+            run_(buf, state, params)
             _sync(device)
             first = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            out, _ = run_(c.clone(), state, params)
-            _sync(device)
-        return first, (time.perf_counter() - t0) / steps * 1e6, out
+            times = []
+            for _ in range(5):
+                buf.copy_(c)
+                _sync(device)
+                t0 = time.perf_counter()
+                out, _ = run_(buf, state, params)
+                _sync(device)
+                times.append(time.perf_counter() - t0)
+        return first, statistics.median(times) / steps * 1e6, out
 
     ref = {k: timed("torch", *v) for k, v in cases.items()}
     for k in cases:
@@ -252,8 +260,15 @@ def backends_case(
             rows[name] = {"skipped": why}
             continue
         row: dict[str, Any] = {}
-        for k, v in cases.items():
-            first, us, out = timed(name, *v)
+        try:
+            timings = {k: timed(name, *v) for k, v in cases.items()}
+        except Exception as e:  # noqa: BLE001 - one backend failing does not hide the others
+            print(f"backend {name}: failed ({type(e).__name__}: {str(e)[:300]})", flush=True)
+            rows[name] = {"error": f"{type(e).__name__}: {e}"[:500]}
+            rows["ok"] = False
+            continue
+        for k in cases:
+            first, us, out = timings[k]
             row[f"{k}_first_call_s"], row[f"{k}_us_per_step"] = first, us
             if k == "lif":
                 row["spikes_differing"] = int((out != ref[k][2]).sum())

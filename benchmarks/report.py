@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .accuracy import ALL_METHODS, METHODS, summarize
+from .accuracy import ALL_METHODS, summarize
 
 MiB = 2**20
 TIME_KEYS = ("train_s", "fwd_s", "input_s")
@@ -237,14 +237,15 @@ def plots(cost: list[dict] | None, acc: list[dict] | None, img: Path) -> list[st
         summary = summarize(acc)
         tasks = list(summary)
         if tasks:
+            methods = [m for m in ALL_METHODS if any(m in summary[t] for t in tasks)]
             fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(tasks)), 4.2))
-            width = 0.8 / len(METHODS)
-            for i, m in enumerate(METHODS):
-                xs = [j + (i - (len(METHODS) - 1) / 2) * width for j in range(len(tasks))]
+            width = 0.8 / len(methods)
+            for i, m in enumerate(methods):
+                xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(tasks))]
                 means = [summary[t].get(m, {}).get("mean", 0.0) for t in tasks]
                 stds = [summary[t].get(m, {}).get("std", 0.0) for t in tasks]
                 ax.bar(xs, means, width, yerr=stds, capsize=3, label=METHOD_LABEL[m])
-            ax.set_xticks(range(len(tasks)), tasks)
+            ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
             ax.set_ylabel("test accuracy (%)")
             ax.set_ylim(0, 100)
             ax.set_title("Accuracy, same network (mean +- std over seeds)")

@@ -34,6 +34,7 @@ from typing import Any
 
 from .accuracy import (
     ABLATION_TASKS,
+    ALL_METHODS,
     FIDELITY_TASKS,
     FULL_TASKS,
     VARIANTS,
@@ -128,12 +129,17 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     return RESULTS, ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "img"
 
 
+def _run_id(row: dict) -> tuple:
+    return (row.get("key"), row.get("method"), row.get("variant", "default"), row.get("seed"))
+
+
 def _merge_rows(path: Path, rows: list[dict], settings: dict[str, Any]) -> None:
-    """Write ``rows`` to ``path``, keeping the rows of other tasks already there (so that
-    ``--tasks evidence-1000`` adds to the accuracy results rather than replacing them)."""
+    """Write ``rows`` to ``path``, replacing stored rows of the same (task, method, variant,
+    seed) and keeping the others (``--tasks evidence-1000`` adds to the accuracy results; a
+    re-run stopped halfway replaces only the runs it finished)."""
     old = read_json(path) or {}
-    keys = {r.get("key") for r in rows}
-    kept = [r for r in old.get("rows", []) if r.get("key") not in keys]
+    ids = {_run_id(r) for r in rows}
+    kept = [r for r in old.get("rows", []) if _run_id(r) not in ids]
     write_json(path, {"settings": settings, "rows": kept + rows})
 
 
@@ -218,7 +224,11 @@ def _run_cases(
         end("cost", rec)
     if "accuracy" in cases or "fidelity" in cases:
         rec = begin("accuracy and gradient fidelity")
-        methods = None if "accuracy" in cases else ["tracetorch-trace"]
+        methods = (
+            (args.methods.split(",") if args.methods else None)
+            if "accuracy" in cases
+            else ["tracetorch-trace"]
+        )
         run_tasks = (
             tasks
             if "accuracy" in cases
@@ -284,6 +294,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", help="cost-case sequence lengths, e.g. 100,1000")
     parser.add_argument("--tasks", help="accuracy tasks, e.g. digits,evidence-300")
     parser.add_argument("--seeds", help="accuracy seeds, e.g. 0,1,2")
+    parser.add_argument(
+        "--methods",
+        help="accuracy: only these methods of each task, e.g. snntorch-bptt (default: all)",
+    )
     parser.add_argument("--jobs", type=int, help="accuracy runs at once (default 2)")
     parser.add_argument("--mem-cap-gb", type=float, help="skip cost runs above this RSS")
     parser.add_argument("--budget", type=float, help="seconds per cost (library, T) run")
@@ -300,6 +314,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(cases) - set(CASES)
     if unknown:
         parser.error(f"unknown case(s) {sorted(unknown)}; expected some of {CASES}")
+    if args.methods and (bad := set(args.methods.split(",")) - set(ALL_METHODS)):
+        parser.error(f"unknown method(s) {sorted(bad)}; expected some of {ALL_METHODS}")
     cfg = QUICK if args.quick else FULL
     cost_cfg = dict(cfg["cost"])
     if args.steps:

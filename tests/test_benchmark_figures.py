@@ -46,6 +46,14 @@ def test_check_catches_a_hand_typed_figure_where_nothing_is_stored(tmp_path):
     assert len(figures.check(typed, results=tmp_path)) == 1
 
 
+def test_check_catches_a_placeholder_without_numbers():
+    readme = figures.README.read_text()
+    what = figures.ROWS[0].what
+    line = next(li for li in readme.splitlines() if li.startswith(f"| {what} |"))
+    broken = readme.replace(line, f"| {what} | x | {figures.ROWS[0].command} |")
+    assert any("README says 'x'" in p for p in figures.check(broken))
+
+
 def test_numbers_parses_thousands_and_decimals():
     assert figures.numbers("snnTorch 2,513 MiB at T = 4,000; 0.84x") == [2513.0, 4000.0, 0.84]
 

@@ -35,7 +35,16 @@ from torch import Tensor, nn
 
 from ..common import NetSpec
 
-__all__ = ["PEERS", "Runner", "StepRunner", "available", "build", "linear_stack", "peer_status"]
+__all__ = [
+    "PEERS",
+    "Runner",
+    "StepRunner",
+    "available",
+    "build",
+    "linear_stack",
+    "peer_status",
+    "require_lif",
+]
 
 
 class Runner:
@@ -106,6 +115,12 @@ class StepRunner(Runner):
 
     def linears(self) -> list[tuple[Tensor, Tensor]]:
         return [(fc.weight, fc.bias) for fc in self.fcs]
+
+
+def require_lif(spec: NetSpec) -> None:
+    """Refuse a spec this adapter cannot build (only tracetorch and snnTorch have RLIF)."""
+    if spec.neuron != "lif":
+        raise ValueError(f"this adapter builds LIF hidden layers only, not {spec.neuron!r}")
 
 
 def linear_stack(spec: NetSpec) -> nn.ModuleList:

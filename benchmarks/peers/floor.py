@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..common import NetSpec
-from . import StepRunner, linear_stack
+from . import StepRunner, linear_stack, require_lif
 
 
 class FloorRunner(StepRunner):
@@ -52,4 +52,5 @@ class FloorRunner(StepRunner):
 
 
 def build(spec: NetSpec) -> FloorRunner:
+    require_lif(spec)
     return FloorRunner(spec)

@@ -15,7 +15,7 @@ from norse.torch.functional.reset import reset_subtract
 from torch import Tensor, nn
 
 from ..common import NetSpec
-from . import StepRunner, linear_stack
+from . import StepRunner, linear_stack, require_lif
 
 DT = 1e-3
 
@@ -60,4 +60,5 @@ class NorseRunner(StepRunner):
 
 
 def build(spec: NetSpec) -> NorseRunner:
+    require_lif(spec)
     return NorseRunner(spec)

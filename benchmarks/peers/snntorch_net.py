@@ -7,8 +7,10 @@
 tracetorch learns a logit, and with a slow readout (beta 0.995) Adam's first steps wreck the
 readout's memory (evidence at delay 100: 63% learnable vs 94% fixed in a probe).
 Surrogate: snnTorch's default ATan (alpha 2), the same function as tracetorch's ``"atan"``.
-``spec.neuron == "rlif"``: ``snn.RLeaky(all_to_all=True)`` hidden layers (a dense recurrent
-``nn.Linear`` on the previous step's spikes, snnTorch's default initialisation).
+``spec.neuron == "rlif"``: ``snn.RLeaky(all_to_all=True)`` hidden layers, a dense recurrent
+``nn.Linear`` on the previous step's spikes, made the same as ``tt.nn.RLIF``'s defaults: no
+self-connection (the diagonal masked by a parametrization) and no recurrent bias (zero, frozen).
+Both initialise the recurrent weights uniform in +-1/sqrt(n).
 """
 
 from __future__ import annotations
@@ -16,9 +18,17 @@ from __future__ import annotations
 import snntorch as snn
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from ..common import NetSpec
 from . import StepRunner, linear_stack
+
+
+class _NoSelfConnection(nn.Module):
+    """``W`` with its diagonal zeroed (``tt.nn.RLIF(zero_diagonal=True)``)."""
+
+    def forward(self, w: Tensor) -> Tensor:
+        return w * (1 - torch.eye(w.shape[0], dtype=w.dtype, device=w.device))
 
 
 class SnntorchRunner(StepRunner):
@@ -39,6 +49,11 @@ class SnntorchRunner(StepRunner):
             )
             for n in spec.hidden
         )
+        if self.recurrent:
+            for lif in self.lifs:
+                parametrize.register_parametrization(lif.recurrent, "weight", _NoSelfConnection())
+                nn.init.zeros_(lif.recurrent.bias)
+                lif.recurrent.bias.requires_grad_(False)
         self.readout = snn.Leaky(
             beta=torch.full((spec.n_out,), spec.readout_beta),
             learn_beta=learn_beta,

@@ -15,7 +15,7 @@ from spikingjelly.activation_based import functional, layer, neuron, surrogate
 from torch import Tensor, nn
 
 from ..common import NetSpec
-from . import Runner
+from . import Runner, require_lif
 
 NEVER = 1e9
 
@@ -67,4 +67,5 @@ class SpikingjellyRunner(Runner):
 
 
 def build(spec: NetSpec) -> SpikingjellyRunner:
+    require_lif(spec)
     return SpikingjellyRunner(spec)

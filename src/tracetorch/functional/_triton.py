@@ -17,7 +17,9 @@ form.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from typing import Any
 
 import torch
@@ -29,6 +31,7 @@ __all__ = ["available", "li_run_", "lif_run_"]
 
 BLOCK = 256
 _kernels: dict[str, Any] = {}
+_lock = threading.Lock()
 
 
 def _interpreting() -> bool:
@@ -47,8 +50,13 @@ def available() -> str | None:
 
 
 def _build() -> dict[str, Any]:
-    if _kernels:
-        return _kernels
+    with _lock:
+        if not _kernels:
+            _kernels.update(_define())
+    return _kernels
+
+
+def _define() -> dict[str, Any]:
     import triton
     import triton.language as tl
 
@@ -82,8 +90,7 @@ def _build() -> dict[str, Any]:
             ptr += n
         tl.store(m + offs, v, mask=mask)
 
-    _kernels.update(lif=lif_kernel, li=li_kernel)
-    return _kernels
+    return {"lif": lif_kernel, "li": li_kernel}
 
 
 def _usable(c: Tensor, m: Tensor) -> bool:
@@ -105,6 +112,11 @@ def _grid(n: int) -> tuple[int]:
     return ((n + BLOCK - 1) // BLOCK,)
 
 
+def _on(device: torch.device):
+    """Triton launches on the current CUDA device: make it the tensors' one."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def lif_run_(
     c: Tensor, m: Tensor, beta: Tensor | float, theta: Tensor | float, zero_reset: bool
 ) -> Tensor | None:
@@ -116,7 +128,10 @@ def lif_run_(
         return None
     m = m.contiguous().clone()
     n, features = m.numel(), c.shape[-1]
-    _build()["lif"][_grid(n)](c, m, b, th, c.shape[0], n, features, ZERO=zero_reset, BLOCK=BLOCK)
+    with _on(c.device):
+        _build()["lif"][_grid(n)](
+            c, m, b, th, c.shape[0], n, features, ZERO=zero_reset, BLOCK=BLOCK
+        )
     return m
 
 
@@ -129,5 +144,6 @@ def li_run_(c: Tensor, m: Tensor, beta: Tensor | float) -> Tensor | None:
         return None
     m = m.contiguous().clone()
     n, features = m.numel(), c.shape[-1]
-    _build()["li"][_grid(n)](c, m, b, c.shape[0], n, features, BLOCK=BLOCK)
+    with _on(c.device):
+        _build()["li"][_grid(n)](c, m, b, c.shape[0], n, features, BLOCK=BLOCK)
     return m

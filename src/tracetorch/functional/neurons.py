@@ -126,8 +126,9 @@ def lif_run_(c: Tensor, state: LIFState, p: LIFParams) -> tuple[Tensor, LIFState
     the values of :func:`lif_step` with the Heaviside spike, bit for bit (``p.spike_fn`` is
     not used). Run it under ``torch.no_grad()``. With ``set_backend("cpp")`` the loop is one
     compiled kernel (CPU), with the same results; with ``set_backend("compile")`` blocks of
-    steps are fused by ``torch.compile`` (any device; see ``_compiled.py``); with
-    ``set_backend("triton")`` a chunk is one Triton kernel (CUDA; see ``_triton.py``).
+    steps are fused by ``torch.compile`` (any device; see ``_compiled.py``) and with
+    ``set_backend("triton")`` a chunk is one Triton kernel (CUDA; see ``_triton.py``): the
+    same values up to the rounding of ``beta * m + c``.
     """
     beta, theta = p.beta, p.theta
     zero = p.reset == "zero"  # the C++ kernel only subtracts
@@ -162,7 +163,8 @@ def li_run_(c: Tensor, state: LIState, p: LIParams) -> tuple[Tensor, LIState]:
 
     One kernel per step, :math:`c_t \leftarrow \mathrm{fma}(\beta, c_{t-1}, c_t)` (with
     :math:`c_{-1} = m`). Returns ``(c, new state)``; ``state`` is not modified. The values of
-    :func:`li_step`, bit for bit. Run it under ``torch.no_grad()``.
+    :func:`li_step`, bit for bit (the ``"compile"`` and ``"triton"`` backends: up to the
+    rounding of the multiply-add). Run it under ``torch.no_grad()``.
     """
     if (done := _cpp.li_run_(c, state.membrane, p.beta)) is not None:
         return done[0], LIState(done[1])

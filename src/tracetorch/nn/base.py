@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import functional as tf
+from ..functional import _compiled
 from ..learning import eprop
 from ..learning.modes import check_mode
 from ..learning.trace import trace_apply, trace_backward
@@ -471,14 +472,16 @@ class TraceLayer(nn.Module):
     def chunk_steps(self, batch: int) -> int:
         """The chunk size in steps for a batch of ``batch``: :attr:`chunk_size` if set, else
         ``CHUNK_BYTES // (batch * output elements * bytes per element)``, between 1 and
-        ``MAX_CHUNK_STEPS``.
+        ``MAX_CHUNK_STEPS``; at least one fused block (``BLOCK_STEPS`` = 32) under the
+        ``"compile"`` and ``"triton"`` backends, which fuse whole blocks of steps only.
         """
         if self.chunk_size is not None:
             return self.chunk_size
         state = self.state
         elements = state[0][0].numel() if state is not None else self.out_features
         per_step = max(1, batch * elements * torch.finfo(self.state_dtype).bits // 8)
-        return max(1, min(self.MAX_CHUNK_STEPS, self.CHUNK_BYTES // per_step))
+        low = _compiled.BLOCK_STEPS if tf.get_backend() in ("compile", "triton") else 1
+        return max(low, min(self.MAX_CHUNK_STEPS, self.CHUNK_BYTES // per_step))
 
     # ------------------------------------------------------------------ learning
     def average_input(self) -> Tensor:
