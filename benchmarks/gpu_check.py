@@ -320,7 +320,14 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
         print(f"device: {p.name}, {p.total_memory / 2**30:.0f} GiB; torch {torch.__version__}")
-    result: dict[str, Any] = {"device": str(device), "torch": torch.__version__}
+    from .common import machine_info
+
+    result: dict[str, Any] = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "machine": machine_info(torch.get_num_threads()),
+        "argv": list(argv if argv is not None else sys.argv[1:]),
+    }
     ok = True
     if not args.skip_gradients:
         result["gradients"] = check_gradients(device)

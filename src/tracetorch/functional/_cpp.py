@@ -76,8 +76,12 @@ void li_kernel(T* c, const T* m0, const T* beta, int64_t steps, int64_t rows, in
     for (int64_t t = 0; t < steps; ++t) {
       T* ct = c + t * rows * F;
       const T* prev = t ? c + (t - 1) * rows * F : m0;
-      for (int64_t i = r0 * F; i < r1 * F; ++i) {
-        ct[i] = std::fma(beta[i % F], prev[i], ct[i]);
+      for (int64_t r = r0; r < r1; ++r) {  // rows, then features: no index division
+        T* cr = ct + r * F;
+        const T* pr = prev + r * F;
+        for (int64_t f = 0; f < F; ++f) {
+          cr[f] = std::fma(beta[f], pr[f], cr[f]);
+        }
       }
     }
   });
