@@ -48,26 +48,20 @@ _state: dict[str, Any] = {"failed": None}
 _lock = threading.Lock()
 
 
-def _lif_subtract(c: Tensor, m: Tensor, beta: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
-    """LIF over ``c [K, N, F]`` out of place: ``(spikes [K, N, F], membrane)``."""
-    spikes = []
-    for t in range(c.shape[0]):
-        m = torch.addcmul(c[t], m, beta)
-        s = (m >= theta).to(c.dtype)
-        m = m - theta * s
-        spikes.append(s)
-    return torch.stack(spikes), m
+def _lif(zero_reset: bool):
+    """The LIF block for one reset mode (a constant of the compiled code)."""
 
+    def block(c: Tensor, m: Tensor, beta: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+        """LIF over ``c [K, N, F]`` out of place: ``(spikes [K, N, F], membrane)``."""
+        spikes = []
+        for t in range(c.shape[0]):
+            m = torch.addcmul(c[t], m, beta)
+            s = (m >= theta).to(c.dtype)
+            m = m - m * s if zero_reset else m - theta * s
+            spikes.append(s)
+        return torch.stack(spikes), m
 
-def _lif_zero(c: Tensor, m: Tensor, beta: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
-    """As :func:`_lif_subtract` with the reset to zero, ``m - m s``."""
-    spikes = []
-    for t in range(c.shape[0]):
-        m = torch.addcmul(c[t], m, beta)
-        s = (m >= theta).to(c.dtype)
-        m = m - m * s
-        spikes.append(s)
-    return torch.stack(spikes), m
+    return block
 
 
 def _li(c: Tensor, m: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
@@ -79,7 +73,7 @@ def _li(c: Tensor, m: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
     return torch.stack(out), m
 
 
-_BLOCKS = {"lif-subtract": _lif_subtract, "lif-zero": _lif_zero, "li": _li}
+_BLOCKS = {"lif-subtract": _lif(False), "lif-zero": _lif(True), "li": _li}
 
 
 def _compiled(name: str):
