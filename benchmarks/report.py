@@ -693,7 +693,11 @@ def write_report(
             f"{a.get('loadavg')}; other processes busy before {b.get('busy_cores')} cores"
         )
     if peers_missing:
-        lines.append("- not available: " + "; ".join(f"{k}: {w}" for k, w in peers_missing.items()))
+        lines.append(
+            "- not installed for the latest run (the tables show their rows from the runs that "
+            "had them; see each case's date): "
+            + "; ".join(f"{k}: {w}" for k, w in peers_missing.items())
+        )
     lines += ["", "## Goals", ""]
     g = goals(cost, acc, ratio)
     lines.append(
