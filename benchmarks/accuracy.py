@@ -53,7 +53,8 @@ FULL_TASKS: dict[str, dict[str, Any]] = {
     # harder: all methods reach >= 99.4 % at the default contrast (0.2-0.8); here the two
     # click rates differ by 5-25 % and the evidence must be held for 1,000 steps
     "evidence-hard-1000": None,
-    # timing tasks (settings of benchmarks/temporal.py): trace learning is expected to lose
+    # timing tasks (the epochs, learning rate and batch of benchmarks/temporal.py; the network
+    # is this benchmark's, with a fixed readout beta): trace learning is expected to lose
     "order": {
         "task": "order",
         "task_kwargs": {},
@@ -359,6 +360,12 @@ def run_accuracy(
                             "fidelity": key in fidelity_tasks and variant == "default",
                         }
                     )
+
+    if not todo:
+        raise ValueError(
+            f"no run: none of the methods {methods} (minus {sorted(skip)}) is one of these "
+            f"tasks' methods ({ {k: cfg.get('methods', METHODS) for k, cfg in tasks.items()} })"
+        )
 
     def one(job: dict[str, Any]) -> dict[str, Any]:
         row = _run_subprocess(job, python, timeout_s=budget_s * 2 + 600)

@@ -144,9 +144,13 @@ def _accuracy(d: dict) -> str:
         if not by:
             continue
         cells = [by.get(m) for m in ("tracetorch-trace", "tracetorch-bptt", "snntorch-bptt")]
-        parts.append(
-            label + " " + " / ".join("-" if c is None else f"{c['mean']:.1f}" for c in cells) + " %"
-        )
+        text = label + " " + " / ".join("-" if c is None else f"{c['mean']:.1f}" for c in cells)
+        sds = [c["std"] for c in cells if c is not None]
+        if sds and max(sds) > 5:  # a spread that makes the differences noise: show it
+            text += f" % (sd {min(sds):.1f}-{max(sds):.1f} over seeds)"
+        else:
+            text += " %"
+        parts.append(text)
     return "; ".join(parts)
 
 

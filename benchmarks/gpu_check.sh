@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU checks, one script, under 5 minutes on one GPU: bash benchmarks/gpu_check.sh
 #
-# 1. the tests that need CUDA (they skip without it): pytest -k cuda
+# 1. the tests that need CUDA (they skip without it) and those of the fused backends:
+#    pytest -k "cuda or triton or compile"
 # 2. CUDA vs CPU forward and gradients of trace learning, BPTT and eligibility
 #    (python -m benchmarks.gpu_check)
 # 3. training-step time and peak CUDA memory (torch.cuda.max_memory_allocated) vs T for
@@ -27,10 +28,12 @@ OUT=${OUT:-out/gpu-check}
 mkdir -p "$OUT"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 status=0
-echo "== 1. CUDA tests (pytest -k cuda)"
-timeout 60 "$PY" -m pytest -q -rs -k cuda tests/ -p no:cacheprovider || status=1
+echo "== 1. CUDA tests and the fused backends (pytest -k 'cuda or triton or compile')"
+timeout 90 "$PY" -m pytest -q -rs -k "cuda or triton or compile" tests/ -p no:cacheprovider \
+    || status=1
 echo "== 2-4. gradients, speed and memory vs T, the compile and triton backends"
-timeout 220 "$PY" -m benchmarks.gpu_check --backends compile,triton --total 150 --json "$OUT/gpu_check.json" \
+timeout 180 "$PY" -m benchmarks.gpu_check --backends compile,triton --total 140 \
+    --json "$OUT/gpu_check.json" \
     || status=1
 echo "gpu_check: results in $OUT/gpu_check.json; exit $status"
 exit $status

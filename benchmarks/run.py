@@ -138,9 +138,15 @@ def _merge_rows(path: Path, rows: list[dict], settings: dict[str, Any]) -> None:
     seed) and keeping the others (``--tasks evidence-1000`` adds to the accuracy results; a
     re-run stopped halfway replaces only the runs it finished)."""
     old = read_json(path) or {}
-    ids = {_run_id(r) for r in rows}
-    kept = [r for r in old.get("rows", []) if _run_id(r) not in ids]
-    write_json(path, {"settings": settings, "rows": kept + rows})
+    good = {_run_id(r) for r in rows if "test_acc" in r}
+    failed = {_run_id(r) for r in rows if "test_acc" not in r}
+    stored = old.get("rows", [])
+    stored_good = {_run_id(r) for r in stored if "test_acc" in r}
+    # a run that failed this time does not replace one that succeeded before
+    new = [r for r in rows if _run_id(r) in good or _run_id(r) not in stored_good]
+    ids = good | (failed - stored_good)
+    kept = [r for r in stored if _run_id(r) not in ids]
+    write_json(path, {"settings": settings, "rows": kept + new})
 
 
 def _run_cases(
@@ -242,15 +248,19 @@ def _run_cases(
             done.append(row)
             _merge_rows(results / "accuracy.json", done, acc_cfg)
 
-        run_accuracy(
-            run_tasks,
-            methods,
-            acc_cfg["seeds"],
-            skip={"snntorch-bptt"} if "snntorch" in peers_missing else set(),
-            jobs=acc_cfg["jobs"],
-            budget_s=acc_cfg["budget_s"],
-            on_row=save,
-        )
+        try:
+            run_accuracy(
+                run_tasks,
+                methods,
+                acc_cfg["seeds"],
+                skip={"snntorch-bptt"} if "snntorch" in peers_missing else set(),
+                jobs=acc_cfg["jobs"],
+                budget_s=acc_cfg["budget_s"],
+                on_row=save,
+            )
+        except ValueError as e:  # e.g. --methods that none of --tasks runs
+            loud(str(e))
+            raise SystemExit(2) from None
         end("accuracy", rec)
     if "ablation" in cases:
         rec = begin("ablation: trace-learning options")

@@ -455,73 +455,91 @@ def test_cpp_backend_falls_back_where_it_does_not_apply(cpp_backend):
 
 
 # ----------------------------------------------------------------------------- compile backend
+def _fused() -> int:
+    return _compiled.fused_blocks
+
+
 @pytest.fixture
 def compile_backend(monkeypatch):
-    """``torch.compile`` fusion with short blocks (fast to compile) for one test; yields the
-    list of the compiled blocks called."""
+    """``torch.compile`` fusion with short blocks (fast to compile) for one test."""
     if (reason := _compiled.available()) is not None:
         pytest.skip(reason)
     if not (shutil.which("g++") or shutil.which("c++")):
         pytest.skip("torch.compile on CPU needs a C++ compiler")
     monkeypatch.setattr(_compiled, "BLOCK_STEPS", 4)
-    calls: list[str] = []
-    real = _compiled._compiled
-
-    def counted(name):
-        block = real(name)
-
-        def call(*args):
-            calls.append(name)
-            return block(*args)
-
-        return call
-
-    monkeypatch.setattr(_compiled, "_compiled", counted)
     previous = tf.get_backend()
     tf.set_backend("compile")
-    yield calls
+    yield
     tf.set_backend(previous)
+    assert _compiled.available() is None  # nothing switched the backend off
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, f64])
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 def test_compile_backend_equals_the_reference(compile_backend, dtype, reset):
-    """Whole blocks fused, the remainder eager: spikes equal, membranes to rounding."""
-    c = torch.randn(11, 3, 5, dtype=dtype) * 0.6 + 0.3  # 11 = two blocks of 4 and 3 steps
-    beta = torch.rand(5, dtype=dtype) * 0.5 + 0.45
-    m0 = torch.randn(3, 5, dtype=dtype)
+    """Whole blocks fused, the remainder eager: spikes equal, membranes to rounding; across
+    batch sizes (1 included), widths and parameter forms without switching itself off."""
     tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
-    for step, run_, state, params in [
-        (tf.lif_step, tf.lif_run_, tf.LIFState(m0), tf.LIFParams(beta, 1.0, reset=reset)),
-        (tf.li_step, tf.li_run_, tf.LIState(m0), tf.LIParams(beta[0])),  # shared beta
-    ]:
-        compile_backend.clear()
-        with torch.no_grad():
-            with tf.backend("torch"):
-                ref_out, ref_state = tf.run(step, c, state, params)
-            buf = c.clone()
-            out, new_state = run_(buf, state, params)
-        assert len(compile_backend) == 2, step.__name__  # two compiled blocks ran
-        assert out is buf and torch.equal(state.membrane, m0)
-        torch.testing.assert_close(out, ref_out, **tol)
-        torch.testing.assert_close(new_state.membrane, ref_state.membrane, **tol)
-        if step is tf.lif_step:
-            assert torch.equal(out, ref_out)  # spikes
+    for batch, width, shared in [(3, 5, False), (1, 5, True), (4, 1, False), (2, 7, True)]:
+        c = torch.randn(11, batch, width, dtype=dtype) * 0.6 + 0.3  # blocks of 4, 4 and 3 left
+        beta = torch.rand(width, dtype=dtype) * 0.5 + 0.45
+        beta = beta[0] if shared else beta  # 0-dim or one per feature
+        m0 = torch.randn(batch, width, dtype=dtype)
+        for step, run_, state, params in [
+            (tf.lif_step, tf.lif_run_, tf.LIFState(m0), tf.LIFParams(beta, 1.0, reset=reset)),
+            (tf.li_step, tf.li_run_, tf.LIState(m0), tf.LIParams(beta)),
+        ]:
+            with torch.no_grad():
+                with tf.backend("torch"):
+                    ref_out, ref_state = tf.run(step, c, state, params)
+                before, buf = _fused(), c.clone()
+                out, new_state = run_(buf, state, params)
+            assert _fused() - before == 2, (step.__name__, batch, width)  # two blocks ran
+            assert out is buf and torch.equal(state.membrane, m0)
+            torch.testing.assert_close(out, ref_out, **tol)
+            torch.testing.assert_close(new_state.membrane, ref_state.membrane, **tol)
+            if step is tf.lif_step:
+                assert torch.equal(out, ref_out)  # spikes
 
 
-def test_compile_backend_network_and_trace_gradients(compile_backend):
+def test_compile_backend_network_and_trace_gradients(compile_backend, monkeypatch):
     x, y = _spikes(18, 4, 6), torch.tensor([0, 1, 2, 1])
     a = _net()
     b = _twin(a)
     with tf.backend("torch"):
         ref = _trace_grads(b, x, y, per_step=False)
+    before = _fused()
     got = _trace_grads(a, x, y, per_step=False)
-    assert compile_backend  # the layers' recursions went through compiled blocks
-    assert all(layer.chunk_steps(4096) >= 4 for layer in a)  # whole blocks, even at large B
+    assert _fused() > before  # the layers' recursions went through compiled blocks
     for name in ref:
         torch.testing.assert_close(got[name], ref[name], rtol=1e-9, atol=1e-12, msg=name)
+    # the automatic chunk: whole blocks of 4 under "compile", as usual elsewhere
+    for budget in (1152, 2304):  # chunks of [3, 4, 12] and [6, 8, 24] steps as usual
+        monkeypatch.setattr(tt.nn.TraceLayer, "CHUNK_BYTES", budget)
+        with tf.backend("torch"):
+            usual = [layer.chunk_steps(4) for layer in a]
+        fused = [layer.chunk_steps(4) for layer in a]
+        assert fused == [max(4, n - n % 4) for n in usual] and fused != usual
+    conv = tt.nn.ConvLIF(1, 2, 3)  # per-channel parameters: not fused, no minimum
+    assert not conv.fused_recursion
     with pytest.raises(ValueError, match="torch"):
         tf.set_backend("numba")
+
+
+def test_compile_backend_leaves_graphs_and_per_element_parameters_alone(compile_backend):
+    c, m0 = torch.randn(8, 2, 3, dtype=f64), torch.randn(2, 3, dtype=f64)
+    before = _fused()
+    per_element = tf.LIFParams(torch.rand(2, 3, dtype=f64) * 0.5 + 0.4, 0.5)
+    with torch.no_grad():
+        out, state = tf.lif_run_(c.clone(), tf.LIFState(m0), per_element)
+    ref_out, ref_state = tf.run(tf.lif_step, c, tf.LIFState(m0), per_element)
+    assert torch.equal(out, ref_out) and torch.equal(state.membrane, ref_state.membrane)
+    beta = torch.full((3,), 0.9, dtype=f64, requires_grad=True)
+    tf.li_run_(c.clone(), tf.LIState(m0), tf.LIParams(beta.detach()))  # fused (no grad)
+    assert _fused() == before + 2
+    with torch.no_grad():
+        tf.li_run_(c.clone(), tf.LIState(m0), tf.LIParams(beta))  # under no_grad: fused
+    assert _fused() == before + 4
 
 
 def test_compile_failure_warns_once_and_keeps_the_pytorch_form(compile_backend, monkeypatch):
@@ -544,6 +562,7 @@ def test_compile_failure_warns_once_and_keeps_the_pytorch_form(compile_backend, 
             warnings.simplefilter("error")  # once: the backend is off from now on
             tf.lif_run_(c.clone(), tf.LIFState(m0), params)
     assert "no compiler" in _compiled.available()
+    monkeypatch.setitem(_compiled._state, "failed", None)  # for the fixture's final check
 
 
 # ----------------------------------------------------------------------------- triton backend
@@ -554,25 +573,16 @@ def triton_backend(monkeypatch):
     if not torch.cuda.is_available():
         monkeypatch.setenv("TRITON_INTERPRET", "1")
         monkeypatch.setattr(_triton, "_kernels", {})  # rebuilt under the interpreter
-    launches: list[str] = []
-
-    class Counted(dict):
-        def __getitem__(self, name):
-            launches.append(name)
-            return super().__getitem__(name)
-
-    real = _triton._build
-    monkeypatch.setattr(_triton, "_build", lambda: Counted(real()))
     previous = tf.get_backend()
     tf.set_backend("triton")
-    yield torch.device("cuda" if torch.cuda.is_available() else "cpu"), launches
+    yield torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tf.set_backend(previous)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, f64])
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 def test_triton_kernels_equal_the_reference(triton_backend, dtype, reset):
-    device, launches = triton_backend
+    device = triton_backend
     c = (torch.randn(13, 3, 5, dtype=dtype) * 0.6 + 0.3).to(device)
     beta = (torch.rand(5, dtype=dtype) * 0.5 + 0.45).to(device)
     m0 = torch.randn(3, 5, dtype=dtype, device=device)
@@ -584,34 +594,35 @@ def test_triton_kernels_equal_the_reference(triton_backend, dtype, reset):
         with torch.no_grad():
             with tf.backend("torch"):
                 ref_out, ref_state = tf.run(step, c, state, params)
-            buf = c.clone()
+            before, buf = _triton.launches, c.clone()
             out, new_state = run_(buf, state, params)
+        assert _triton.launches == before + 1, step.__name__  # one kernel for the chunk
         assert out is buf
         torch.testing.assert_close(out, ref_out, rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(new_state.membrane, ref_state.membrane, rtol=1e-6, atol=1e-6)
         assert torch.equal(state.membrane, m0)  # the state passed in is not modified
-    assert launches == ["lif", "li"]  # one kernel per chunk ran (not the PyTorch form)
 
 
 def test_triton_backend_network_and_fallbacks(triton_backend):
-    device, launches = triton_backend
+    device = triton_backend
     x, y = _spikes(12, 4, 6).to(device), torch.tensor([0, 1, 2, 1], device=device)
     a = _net().to(device)
     b = _twin(a)
     with tf.backend("torch"):
         ref = _trace_grads(b, x, y, per_step=False)
+    before = _triton.launches
     got = _trace_grads(a, x, y, per_step=False)
+    assert _triton.launches >= before + 3  # each layer's chunk ran as one kernel
     for name in ref:
         torch.testing.assert_close(got[name], ref[name], rtol=1e-9, atol=1e-12, msg=name)
-    assert launches.count("lif") >= 1 and launches.count("li") >= 1
-    launches.clear()
     # per-element beta: not a kernel case, the PyTorch form runs (same values)
     c, m0 = torch.randn(6, 3, 4, device=device), torch.randn(3, 4, device=device)
     lif = tf.LIFParams(torch.rand(3, 4, device=device) * 0.5 + 0.4, 0.5)
+    before = _triton.launches
     out, state = tf.lif_run_(c.clone(), tf.LIFState(m0), lif)
     ref_out, ref_state = tf.run(tf.lif_step, c, tf.LIFState(m0), lif)
     assert torch.equal(out, ref_out) and torch.equal(state.membrane, ref_state.membrane)
-    assert launches == []
+    assert _triton.launches == before
 
 
 def test_triton_backend_says_why_it_cannot_run(monkeypatch):

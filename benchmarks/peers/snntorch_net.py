@@ -10,7 +10,10 @@ Surrogate: snnTorch's default ATan (alpha 2), the same function as tracetorch's 
 ``spec.neuron == "rlif"``: ``snn.RLeaky(all_to_all=True)`` hidden layers, a dense recurrent
 ``nn.Linear`` on the previous step's spikes, made the same as ``tt.nn.RLIF``'s defaults: no
 self-connection (the diagonal masked by a parametrization) and no recurrent bias (zero, frozen).
-Both initialise the recurrent weights uniform in +-1/sqrt(n).
+Both initialise the recurrent weights uniform in +-1/sqrt(n). Same spikes from the same
+weights (``tests/test_benchmarks.py``) except where a membrane reaches twice the threshold, so
+that it is still at or above threshold after its reset: snnTorch then decides the next spike
+on the membrane less the pending reset, tracetorch on the membrane itself.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import warnings
 from typing import Any
 
 import torch
@@ -32,6 +33,9 @@ __all__ = ["available", "li_run_", "lif_run_"]
 BLOCK = 256
 _kernels: dict[str, Any] = {}
 _lock = threading.Lock()
+_failed: list[str] = []  # the reason the kernels could not be built or launched, once
+launches = 0
+"""Kernel launches so far in this process (diagnostics: did the backend take effect?)."""
 
 
 def _interpreting() -> bool:
@@ -46,7 +50,7 @@ def available() -> str | None:
         return "the triton package is not installed (pip install tracetorch[triton])"
     if not (torch.cuda.is_available() or _interpreting()):
         return "no CUDA device (TRITON_INTERPRET=1 runs the kernels on the CPU, slowly)"
-    return None
+    return _failed[0] if _failed else None
 
 
 def _build() -> dict[str, Any]:
@@ -93,9 +97,10 @@ def _define() -> dict[str, Any]:
     return {"lif": lif_kernel, "li": li_kernel}
 
 
-def _usable(c: Tensor, m: Tensor) -> bool:
+def _usable(c: Tensor, m: Tensor, params: list[Tensor | None]) -> bool:
     return (
         (c.is_cuda or (_interpreting() and c.device.type == "cpu"))
+        and all(p is not None for p in params)  # per-element parameters: the PyTorch form
         and c.dtype in (torch.float32, torch.float64)
         and m.dtype == c.dtype
         and m.device == c.device
@@ -103,9 +108,32 @@ def _usable(c: Tensor, m: Tensor) -> bool:
         and c.shape[0] > 0
         and c.is_contiguous()
         and m.shape == c.shape[1:]
-        and not (torch.is_grad_enabled() and (c.requires_grad or m.requires_grad))
+        and not (torch.is_grad_enabled() and any(t.requires_grad for t in (c, m, *params)))
         and available() is None
     )
+
+
+def _launch(name: str, c: Tensor, m: Tensor, *args: Any, **meta: Any) -> Tensor | None:
+    """Launch kernel ``name`` on ``c`` (in place) and a copy of ``m``; the new ``m``, or None
+    (with one warning) if Triton cannot build or launch it here."""
+    global launches
+    m = m.contiguous().clone()
+    n, features = m.numel(), c.shape[-1]
+    try:
+        with _on(c.device):
+            _build()[name][_grid(n)](c, m, *args, c.shape[0], n, features, BLOCK=BLOCK, **meta)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as exc:  # no usable compiler/driver: warn once, the PyTorch form
+        _failed.append(f"{type(exc).__name__}: {str(exc).strip()[:200]}")
+        warnings.warn(
+            f"tracetorch: the Triton kernel failed ({_failed[0]}); using the PyTorch form",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return None
+    launches += 1
+    return m
 
 
 def _grid(n: int) -> tuple[int]:
@@ -121,29 +149,15 @@ def lif_run_(
     c: Tensor, m: Tensor, beta: Tensor | float, theta: Tensor | float, zero_reset: bool
 ) -> Tensor | None:
     """LIF over ``c [T, ..., F]`` in place (spikes); the new membrane, or None (not here)."""
-    if not _usable(c, m):
+    params = [_per_feature(beta, c), _per_feature(theta, c)]
+    if not _usable(c, m, params):
         return None
-    b, th = _per_feature(beta, c), _per_feature(theta, c)
-    if b is None or th is None:
-        return None
-    m = m.contiguous().clone()
-    n, features = m.numel(), c.shape[-1]
-    with _on(c.device):
-        _build()["lif"][_grid(n)](
-            c, m, b, th, c.shape[0], n, features, ZERO=zero_reset, BLOCK=BLOCK
-        )
-    return m
+    return _launch("lif", c, m, *params, ZERO=zero_reset)
 
 
 def li_run_(c: Tensor, m: Tensor, beta: Tensor | float) -> Tensor | None:
     """LI over ``c [T, ..., F]`` in place (membranes); the last membrane, or None."""
-    if not _usable(c, m):
+    params = [_per_feature(beta, c)]
+    if not _usable(c, m, params):
         return None
-    b = _per_feature(beta, c)
-    if b is None:
-        return None
-    m = m.contiguous().clone()
-    n, features = m.numel(), c.shape[-1]
-    with _on(c.device):
-        _build()["li"][_grid(n)](c, m, b, c.shape[0], n, features, BLOCK=BLOCK)
-    return m
+    return _launch("li", c, m, *params)

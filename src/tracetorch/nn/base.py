@@ -454,6 +454,9 @@ class TraceLayer(nn.Module):
     #: about twenty small ops per chunk, large ones fall out of cache.
     CHUNK_BYTES: ClassVar[int] = 4 * 2**20
     MAX_CHUNK_STEPS: ClassVar[int] = 128
+    #: the layer's no-graph recursion is one the ``"compile"`` and ``"triton"`` backends fuse
+    #: (LIF, LI, LIS: ``lif_run_``/``li_run_`` with one parameter per feature)
+    fused_recursion: ClassVar[bool] = False
 
     @property
     def chunk_size(self) -> int | None:
@@ -472,16 +475,20 @@ class TraceLayer(nn.Module):
     def chunk_steps(self, batch: int) -> int:
         """The chunk size in steps for a batch of ``batch``: :attr:`chunk_size` if set, else
         ``CHUNK_BYTES // (batch * output elements * bytes per element)``, between 1 and
-        ``MAX_CHUNK_STEPS``; at least one fused block (``BLOCK_STEPS`` = 32) under the
-        ``"compile"`` and ``"triton"`` backends, which fuse whole blocks of steps only.
+        ``MAX_CHUNK_STEPS``. Under the ``"compile"`` backend a layer whose recursion it fuses
+        (:attr:`fused_recursion`) gets a multiple of its block (``BLOCK_STEPS`` = 32 steps), at
+        least one block: that backend fuses whole blocks only.
         """
         if self.chunk_size is not None:
             return self.chunk_size
         state = self.state
         elements = state[0][0].numel() if state is not None else self.out_features
         per_step = max(1, batch * elements * torch.finfo(self.state_dtype).bits // 8)
-        low = _compiled.BLOCK_STEPS if tf.get_backend() in ("compile", "triton") else 1
-        return max(low, min(self.MAX_CHUNK_STEPS, self.CHUNK_BYTES // per_step))
+        steps = max(1, min(self.MAX_CHUNK_STEPS, self.CHUNK_BYTES // per_step))
+        if self.fused_recursion and tf.get_backend() == "compile":
+            k = _compiled.BLOCK_STEPS
+            steps = max(k, steps - steps % k)
+        return steps
 
     # ------------------------------------------------------------------ learning
     def average_input(self) -> Tensor:

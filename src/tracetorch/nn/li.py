@@ -48,6 +48,7 @@ class LI(TraceLayer):
     state_type = tf.LIState
     step = staticmethod(tf.li_step)
     fast_run = staticmethod(tf.li_run_)
+    fused_recursion = True
     default_learn_beta = False  # trace mode: a temperature gradient that can diverge
 
     def neuron_params(self, bptt: bool) -> tf.LIParams:
@@ -85,6 +86,7 @@ class LIS(TraceLayer):
     state_type = tf.LIState
     step = staticmethod(tf.lis_step)
     fast_run = staticmethod(tf.lis_run_)
+    fused_recursion = True
     default_learn_beta = False
 
     def neuron_params(self, bptt: bool) -> tf.LIParams:

@@ -132,6 +132,7 @@ class LIF(SpikingLayer):
     state_type = tf.LIFState
     step = staticmethod(tf.lif_step)
     fast_run = staticmethod(tf.lif_run_)
+    fused_recursion = True
 
     def __init__(
         self, in_features: int, out_features: int, *, reset: str = "subtract", **kwargs
