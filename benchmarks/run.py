@@ -95,6 +95,12 @@ from identical weights):
   the readout is a `LIFNode` with `v_threshold=1e9` whose `.v` is read. Fixed beta/threshold.
 - **floor**: the same dynamics as a plain per-step PyTorch loop under `no_grad` (addmm, decay,
   threshold, in-place reset): the cost of the arithmetic alone.
+- **Recurrent hidden layers** (the `-rlif` accuracy tasks): `tt.nn.RLIF` (no self-connection,
+  no recurrent bias) and snnTorch's `snn.RLeaky(all_to_all=True)` with its diagonal masked and
+  its recurrent bias frozen at zero; same spikes from the same weights except where a membrane
+  reaches twice the threshold (snnTorch then decides the next spike after the pending reset).
+- **GRU** (the ceiling of the timing tasks, not a spiking library): `nn.GRU(n_in, 128,
+  num_layers=2)` and an `nn.Linear` readout on its last output, BPTT.
 
 Timing: each timed process runs under glibc's default allocator, as a user runs, and alone
 (the suite holds a lock; see issue 13); speed ratios between libraries come from interleaved
@@ -110,7 +116,7 @@ backward". That column is the peak of the bytes autograd holds saved (distinct l
 counted through `torch.autograd.graph.saved_tensors_hooks` in a separate step), independent of
 the allocator; for tracetorch it is its one-step local graphs, built in backward.
 Accuracy runs: `--jobs` of them at once (their training times are not speed figures), Adam,
-batch 64, cross-entropy on the readout at the last step, seeds vary the
+batch 64 (32 for `seqdigits`), cross-entropy on the readout at the last step, seeds vary the
 initialisation, split and spike noise. Evidence tasks use a readout whose time constant is the
 trial length (beta = 1 - 1/T) in every method, and tracetorch traces with horizon T (the
 evidence is at the start of the trial; the default horizon of 20 steps would see only the
