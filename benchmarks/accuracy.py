@@ -37,10 +37,12 @@ from typing import Any
 from .common import ROOT, THREAD_ENV
 
 METHODS = ["tracetorch-trace", "tracetorch-bptt", "snntorch-bptt"]
-#: the methods of the temporal tasks: the three above, eligibility mode and the GRU ceiling
-TEMPORAL_METHODS = [*METHODS, "tracetorch-eligibility", "gru"]
+#: the methods of the temporal tasks: the three above, eligibility mode (e-prop's detached
+#: reset, and the reset kept in the traces) and the GRU ceiling
+ELIGIBILITY_METHODS = ["tracetorch-eligibility", "tracetorch-eligibility-kept"]
+TEMPORAL_METHODS = [*METHODS, *ELIGIBILITY_METHODS, "gru"]
 #: the temporal tasks with recurrent hidden layers (the GRU ceiling is the same as above)
-RLIF_METHODS = [*METHODS, "tracetorch-eligibility"]
+RLIF_METHODS = [*METHODS, *ELIGIBILITY_METHODS]
 #: every method any task runs, in the order of the report's columns
 ALL_METHODS = TEMPORAL_METHODS
 
@@ -212,6 +214,11 @@ def _build(method: str, spec, tt_kwargs: dict[str, Any]):
         return build("tracetorch", spec, learning="bptt", **tt_kwargs)
     if method == "tracetorch-eligibility":
         return build("tracetorch", spec, learning="eligibility", **tt_kwargs)
+    if method == "tracetorch-eligibility-kept":
+        kept = {**tt_kwargs.get("lif_kwargs", {}), "eligibility_reset": "kept"}
+        return build(
+            "tracetorch", spec, learning="eligibility", **{**tt_kwargs, "lif_kwargs": kept}
+        )
     if method == "snntorch-bptt":
         return build("snntorch", spec)
     if method == "gru":

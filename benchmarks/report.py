@@ -29,6 +29,7 @@ METHOD_LABEL = {
     "tracetorch-bptt": "tracetorch BPTT",
     "snntorch-bptt": "snnTorch BPTT",
     "tracetorch-eligibility": "tracetorch eligibility",
+    "tracetorch-eligibility-kept": "tracetorch eligibility, reset kept",
     "gru": "GRU (non-spiking ceiling)",
 }
 

@@ -108,10 +108,12 @@ def test_temporal_tasks_run_their_own_methods(monkeypatch):
         ("order", "tracetorch-trace"),
         ("order", "tracetorch-bptt"),
         ("order", "tracetorch-eligibility"),
+        ("order", "tracetorch-eligibility-kept"),
         ("order", "gru"),
         ("order-rlif", "tracetorch-trace"),
         ("order-rlif", "tracetorch-bptt"),
         ("order-rlif", "tracetorch-eligibility"),
+        ("order-rlif", "tracetorch-eligibility-kept"),
     }
     assert all("methods" not in j for j in seen)
     assert {j["neuron"] for j in seen if j["key"] == "order-rlif"} == {"rlif"}
@@ -169,7 +171,13 @@ def test_peer_networks_of_the_temporal_tasks_train(neuron):
     spec = NetSpec(n_in=8, hidden=(16, 16), n_out=2, neuron=neuron)
     x = (torch.rand(30, 4, 8) < 0.3).float()
     y = torch.tensor([0, 1, 0, 1])
-    methods = ["tracetorch-trace", "tracetorch-eligibility", "tracetorch-bptt", "gru"]
+    methods = [
+        "tracetorch-trace",
+        "tracetorch-eligibility",
+        "tracetorch-eligibility-kept",
+        "tracetorch-bptt",
+        "gru",
+    ]
     try:
         import snntorch  # noqa: F401
 

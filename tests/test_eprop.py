@@ -59,6 +59,54 @@ def test_one_hidden_lif_layer_equals_bptt(readout, chunk):
     assert min(fid.values()) > 0.999, fid
 
 
+@pytest.mark.parametrize("chunk", [None, 1, 7])
+def test_reset_kept_equals_bptt_with_the_reset(chunk):
+    """``eligibility_reset="kept"``: one hidden LIF layer gets BPTT's gradients with the reset
+    in the graph (the default of BPTT), to float64 rounding, for any chunking and split."""
+    torch.manual_seed(0)
+    net = tt.nn.Sequential(
+        tt.nn.LIF(6, 12, beta=0.9, threshold=0.5, eligibility_reset="kept"),
+        tt.nn.LI(12, 3, beta=0.95),
+    ).to(f64)
+    for layer in net:
+        layer.chunk_size = chunk
+    x, y = _data()
+    ref = gradients(net, [(x, y)], _loss, bptt_mode=True)
+    with tt.eligibility(net):
+        got = gradients(net, [(x, y)], _loss)
+        parts = gradients(net, [([x[:13], x[13:14], x[14:]], y)], _loss)
+    for k, v in ref.items():
+        torch.testing.assert_close(got[k], v, rtol=1e-9, atol=1e-12, msg=k)
+        torch.testing.assert_close(parts[k], v, rtol=1e-9, atol=1e-12, msg=k)
+    assert "eligibility_reset='kept'" in repr(net[0])
+
+
+def test_reset_kept_is_closer_to_bptt_for_weak_recurrence():
+    fid = {}
+    for mode in ("detached", "kept"):
+        torch.manual_seed(0)
+        net = tt.nn.Sequential(
+            tt.nn.RLIF(
+                6, 12, beta=0.9, threshold=0.5, recurrent_scale=0.05, eligibility_reset=mode
+            ),
+            tt.nn.LI(12, 3, beta=0.95),
+        ).to(f64)
+        x, y = _data()
+        ref = gradients(net, [(x, y)], _loss, bptt_mode=True)
+        with tt.eligibility(net):
+            got = gradients(net, [(x, y)], _loss)
+        fid[mode] = min(cosine(got[k], ref[k]) for k in ref)
+    assert fid["kept"] > 0.999 and fid["kept"] > fid["detached"], fid
+
+
+def test_reset_kept_is_refused_where_it_is_not_implemented():
+    with pytest.raises(ValueError, match="eligibility_reset"):
+        tt.nn.LIF(3, 4, eligibility_reset="yes")
+    net = tt.nn.Sequential(tt.nn.ALIF(3, 4, eligibility_reset="kept"), tt.nn.LI(4, 2))
+    with tt.eligibility(net), pytest.raises(ValueError, match="LIF and RLIF only"):
+        net(torch.rand(5, 2, 3))
+
+
 def test_stream_of_chunks_equals_one_call():
     net = _net()
     x, y = _data()

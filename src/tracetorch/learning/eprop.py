@@ -171,6 +171,9 @@ def _zeros_state(layer, batch: int, n_in: int) -> dict[str, Tensor]:
     state["E_w"] = torch.zeros(batch, out, n_in, **z)
     state["steps_k"] = torch.zeros((), **z)  # sum of kappa^age: normalises k
     state["s_last"] = torch.zeros(batch, out, **z)  # spikes of the last step, s(t-1)
+    # with the reset kept: the last step's dm/du factor a = beta (1 - theta psi), and its psi
+    state["a_last"] = torch.zeros(batch, out, **z)
+    state["psi_last"] = torch.zeros(batch, out, **z)
     return state
 
 
@@ -218,6 +221,11 @@ def _advance(layer, x: Tensor) -> Tensor:
         layer.current_into(xc, oc)
         xin = xc.to(layer.state_dtype)
         if isinstance(layer, _stepwise_kinds()):
+            if _keeps_reset(layer):
+                raise ValueError(
+                    f"{type(layer).__name__}: eligibility_reset='kept' is implemented for LIF "
+                    "and RLIF only; use 'detached'"
+                )
             state = _stepwise_chunk(layer, elig, xin, oc, state, p)
             res = oc
         elif readout:  # the membranes (LI's run), then LIS's softmax of them
@@ -296,8 +304,20 @@ def _powers(base: Tensor, n: int) -> Tensor:
     return base.unsqueeze(0) ** k.view(n, *(1,) * base.dim())
 
 
+def _keeps_reset(layer) -> bool:
+    mode = getattr(layer, "eligibility_reset", "detached")
+    if mode not in ("detached", "kept"):
+        raise ValueError(
+            f"{type(layer).__name__}.eligibility_reset must be 'detached' or 'kept', got {mode!r}"
+        )
+    return mode == "kept"
+
+
 def _spiking_chunk(layer, elig: dict, x: Tensor, psi: Tensor, m_prev: Tensor, s_prev: Tensor):
     """Advance a spiking layer's eligibility traces over one chunk (see the module doc)."""
+    if _keeps_reset(layer):
+        _spiking_chunk_reset_kept(layer, elig, x, psi, m_prev, s_prev)
+        return
     n = psi.shape[0]
     beta = layer.beta.detach()  # [out]
     kappa = torch.as_tensor(filter_of(layer), dtype=psi.dtype)
@@ -335,6 +355,65 @@ def _spiking_chunk(layer, elig: dict, x: Tensor, psi: Tensor, m_prev: Tensor, s_
         e.mul_(beta**n).add_(new_e)
     elig["k"].mul_(kn).add_(k_chunk)
     elig["steps_k"].mul_(kn).add_(kpow.sum())
+
+
+def _spiking_chunk_reset_kept(
+    layer, elig: dict, x: Tensor, psi: Tensor, m_prev: Tensor, s_prev: Tensor
+) -> None:
+    r""":func:`_spiking_chunk` with the reset in the derivatives (``eligibility_reset="kept"``).
+
+    With :math:`m = u - \theta s` differentiated through :math:`s` too,
+    :math:`\partial m/\partial u = 1 - \theta\psi`, so the membrane's decay in the
+    eligibility recursions becomes :math:`a(t) = \beta (1 - \theta \psi(t))`, per sample and
+    neuron: :math:`\varepsilon(t) = a(t-1)\,\varepsilon(t-1) + x(t)` for the weight (and
+    likewise the bias, input 1; :math:`\beta`, input :math:`m(t-1)`; :math:`\theta`, input
+    :math:`\beta(\theta\psi(t-1) - s(t-1))`), :math:`E \leftarrow \kappa E + \psi\varepsilon`.
+    Over a chunk, :math:`G(t) = \kappa^{n-t}\psi(t) + a(t) G(t+1)` and the weights
+    :math:`A(t) = \prod_{t \le t' < n} a(t')` replace the powers of :math:`\beta`; the two
+    contractions over time stay batched matrix products. For one hidden layer the gradients
+    equal BPTT's with the reset kept (``tests/test_eprop.py``).
+    """
+    n = psi.shape[0]
+    beta = layer.beta.detach()  # [out]
+    theta = layer.threshold.detach().to(psi.dtype)
+    kappa = torch.as_tensor(filter_of(layer), dtype=psi.dtype)
+    kpow = _powers(kappa, n).flip(0).view(n, 1, 1)  # kappa^(n-t)
+    a = beta * (1 - theta * psi)  # [n, B, out]: dm(t)/dm(t-1) through u and the reset
+    g = torch.mul(psi, kpow)
+    k_chunk = g.sum(0)
+    gs, as_ = g.unbind(0), a.unbind(0)
+    for t in range(n - 2, -1, -1):
+        gs[t].addcmul_(gs[t + 1], as_[t])
+    a0 = elig["a_last"]  # a of the step before the chunk: the weight of e(0)
+    g1 = g[0] * a0
+    # weights[i] = a_i a_(i+1) ... a_(n-2) (1 for the last step): the weight of input i in the
+    # chunk's last e; the e of the previous chunk carries a0 * weights[0]
+    weights = torch.empty_like(a)  # [n, B, out]; a loop of [B, out] products: cumprod over the
+    weights[-1] = 1  # outer dimension (with two flips) cost 30x more (2026-11-30)
+    ws = weights.unbind(0)
+    for t in range(n - 2, -1, -1):
+        torch.mul(as_[t], ws[t + 1], out=ws[t])
+    carry = a0 * weights[0]
+    kn = kappa**n
+    gt = g.permute(1, 2, 0)  # [B, out, n]
+    xt = x.permute(1, 0, 2)  # [B, n, in]
+    e_w, big_e = elig["e_w"], elig["E_w"]
+    big_e.mul_(kn).addcmul_(e_w, g1.unsqueeze(-1)).baddbmm_(gt, xt)
+    e_w.mul_(carry.unsqueeze(-1)).baddbmm_(weights.permute(1, 2, 0), xt)
+    psi_prev = torch.cat([elig["psi_last"].unsqueeze(0), psi[:-1]])
+    th_input = beta * (theta * psi_prev - s_prev)
+    for name, inp in (("b", None), ("beta", m_prev), ("th", th_input)):
+        e, big = elig["e_" + name], elig["E_" + name]
+        contrib = g.sum(0) if inp is None else (g * inp).sum(0)
+        new_e = weights.sum(0) if inp is None else (weights * inp).sum(0)
+        big.mul_(kn).addcmul_(e, g1).add_(contrib)
+        if name == "th":
+            big.sub_(k_chunk)
+        e.mul_(carry).add_(new_e)
+    elig["k"].mul_(kn).add_(k_chunk)
+    elig["steps_k"].mul_(kn).add_(kpow.sum())
+    elig["a_last"] = a[-1].clone()
+    elig["psi_last"] = psi[-1].clone()
 
 
 def _readout_chunk(layer, elig: dict, x: Tensor, prev: Tensor, membranes: Tensor) -> None:

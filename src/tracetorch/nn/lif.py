@@ -23,7 +23,10 @@ class SpikingLayer(TraceLayer):
     ``"staircase"`` or a callable ``f(c, beta, theta)``), ``surrogate`` (``"atan"``,
     ``"fast_sigmoid"`` or a callable of ``m - theta``), ``learn_threshold``, and
     ``detach_reset`` (BPTT: no gradient through the reset ``- theta s``, as eligibility
-    learning assumes; default False).
+    learning assumes by default; default False) and ``eligibility_reset`` (eligibility
+    learning: ``"detached"``, e-prop's default, or ``"kept"``: the reset's derivative in the
+    eligibility traces too, so that one hidden LIF layer gets BPTT's gradients with the reset
+    kept; LIF and RLIF only).
     """
 
     def __init__(
@@ -36,10 +39,16 @@ class SpikingLayer(TraceLayer):
         surrogate: str | Callable[[Tensor], Tensor] = "atan",
         learn_threshold: bool = True,
         detach_reset: bool = False,
+        eligibility_reset: str = "detached",
         **kwargs,
     ) -> None:
         super().__init__(in_features, out_features, **kwargs)
         self.detach_reset = bool(detach_reset)
+        if eligibility_reset not in ("detached", "kept"):
+            raise ValueError(
+                f"eligibility_reset must be 'detached' or 'kept', got {eligibility_reset!r}"
+            )
+        self.eligibility_reset = eligibility_reset
         self._init_threshold = P.broadcast(P.check_threshold(threshold), out_features, "threshold")
         self.rate_fn = tf.get_rate_fn(rate_fn)
         self.surrogate = tf.get_surrogate(surrogate)
@@ -72,6 +81,8 @@ class SpikingLayer(TraceLayer):
             s += f", surrogate={self._surrogate_name!r}"
         if self.detach_reset:
             s += ", detach_reset=True"
+        if self.eligibility_reset != "detached":
+            s += f", eligibility_reset={self.eligibility_reset!r}"
         return s
 
 
