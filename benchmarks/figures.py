@@ -159,7 +159,13 @@ def _timing(d: dict) -> str | None:
     from .accuracy import summarize
 
     s = summarize(d["rows"])
-    methods = ("tracetorch-trace", "tracetorch-eligibility", "tracetorch-bptt", "snntorch-bptt")
+    methods = (
+        "tracetorch-trace",
+        "tracetorch-eligibility",
+        "tracetorch-eligibility-kept",
+        "tracetorch-bptt",
+        "snntorch-bptt",
+    )
     parts = []
     for key, label in (("order", "order"), ("seqdigits", "sequential digits")):
         by = s.get(key)
@@ -248,7 +254,8 @@ ROWS = [
         "python -m benchmarks.run --cases accuracy",
     ),
     Row(
-        "timing tasks, same net, 3 seeds: trace / eligibility / tracetorch BPTT / snnTorch BPTT",
+        "timing tasks, same net, 3 seeds: trace / eligibility (reset detached / kept) / "
+        "tracetorch BPTT / snnTorch BPTT",
         "`python -m benchmarks.run --cases accuracy --tasks order,seqdigits`",
         "accuracy.json",
         _timing,

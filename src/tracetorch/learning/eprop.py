@@ -3,8 +3,8 @@ r"""Eligibility learning: timing-aware gradients in constant memory (e-prop).
 Trace learning sees each layer's *average* input and so cannot credit timing. BPTT sees every
 step and costs O(T) memory. Eligibility learning keeps, per layer and per sample, forward-mode
 derivatives of the neuron's own dynamics (eligibility traces): for one hidden layer under a
-leaky readout they make the gradient equal to BPTT's (with the reset detached), in memory
-independent of T.
+leaky readout they make the gradient equal to BPTT's (with the reset detached, or kept: see
+below), in memory independent of T.
 
 **Spiking layers** (:class:`~tracetorch.nn.LIF`, :class:`~tracetorch.nn.RLIF`), pre-reset
 membrane :math:`u(t) = \beta m(t-1) + W x(t) + b\ [+ V s(t-1)]`, :math:`s = H(u - \theta)`,
@@ -31,6 +31,11 @@ over ``[B, out]`` tensors),
     \qquad e(n) = \beta^n e(0) + \textstyle\sum_t \beta^{n-t} x(t)^\top,
 
 two batched matrix products ``[B, out, n] @ [B, n, in]`` per chunk.
+
+With ``eligibility_reset="kept"`` (LIF, RLIF) the reset's derivative stays in: the decay
+:math:`\beta` of these recursions becomes :math:`a(t) = \beta(1 - \theta\psi(t))` per sample
+and neuron (:func:`_spiking_chunk_reset_kept`), and one hidden layer gets BPTT's gradients with
+the reset kept.
 
 **Readouts** (:class:`~tracetorch.nn.LI`, :class:`~tracetorch.nn.LIS`): exact. The membrane
 :math:`m(T) = \sum_t \beta^{T-t} (W x(t) + b)`, so :math:`\partial m_j/\partial W_{ji}` is the
