@@ -31,13 +31,16 @@ import torch.nn.functional as F
 import tracetorch as tt
 
 RESULTS = Path(__file__).parent / "results" / "eprop_speed.json"
-MODES = ("trace", "eligibility", "bptt")
+MODES = ("trace", "eligibility", "eligibility-kept", "bptt")
 
 
 def make(mode: str) -> tuple[tt.nn.Sequential, torch.optim.Optimizer]:
+    """The net in ``mode``; ``eligibility-kept``: eligibility with ``eligibility_reset="kept"``."""
     torch.manual_seed(0)
-    net = tt.nn.Sequential(tt.nn.LIF(64, 128), tt.nn.LI(128, 10))
-    tt.learning.set_learning(net, mode)
+    kept = mode == "eligibility-kept"
+    reset = "kept" if kept else "detached"
+    net = tt.nn.Sequential(tt.nn.LIF(64, 128, eligibility_reset=reset), tt.nn.LI(128, 10))
+    tt.learning.set_learning(net, "eligibility" if kept else mode)
     return net, torch.optim.Adam(net.parameters(), lr=1e-3)
 
 
@@ -64,9 +67,10 @@ def timing(steps: int, reps: int, modes: tuple[str, ...]) -> dict:
             step(*nets[m], x, y)
             times[m].append(time.perf_counter() - t0)
     out = {m: _summary(v) for m, v in times.items()}
-    if "eligibility" in modes and "trace" in modes:
-        ratios = [e / t for e, t in zip(times["eligibility"], times["trace"], strict=True)]
-        out["ratio_eligibility_trace"] = _summary(ratios)
+    for name in ("eligibility", "eligibility-kept"):
+        if name in modes and "trace" in modes:
+            ratios = [e / t for e, t in zip(times[name], times["trace"], strict=True)]
+            out[f"ratio_{name.replace('-', '_')}_trace"] = _summary(ratios)
     return out
 
 
@@ -103,10 +107,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--memory-steps", default="100,1000")
-    parser.add_argument("--no-bptt", action="store_true", help="time trace and eligibility only")
+    parser.add_argument("--no-bptt", action="store_true", help="leave BPTT out")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    modes = MODES[:2] if args.no_bptt else MODES
+    modes = MODES[:3] if args.no_bptt else MODES
     load_before = os.getloadavg()
     result = {
         "timing": timing(args.steps, args.reps, modes),
