@@ -99,6 +99,24 @@ def test_reset_kept_is_closer_to_bptt_for_weak_recurrence():
     assert fid["kept"] > 0.999 and fid["kept"] > fid["detached"], fid
 
 
+def test_reset_mode_can_change_between_calls_and_old_traces_load():
+    torch.manual_seed(0)
+    net = tt.nn.Sequential(tt.nn.LIF(6, 12, threshold=0.5), tt.nn.LI(12, 3)).to(f64)
+    x, y = _data()
+    with tt.eligibility(net):
+        net.reset_states()
+        net(x[:20])
+        saved = net.stream_state_dict()
+        net[0].eligibility_reset = "kept"  # from here on: the carry of the last step is known
+        _loss(net(x[20:]), y).backward()
+        assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+        old = {k: v for k, v in saved.items() if not k.endswith(("a_last", "psi_last"))}
+        net.load_stream_state_dict(old)  # traces saved before these keys existed
+        net.zero_grad()
+        _loss(net(x[20:]), y).backward()
+        assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
 def test_reset_kept_is_refused_where_it_is_not_implemented():
     with pytest.raises(ValueError, match="eligibility_reset"):
         tt.nn.LIF(3, 4, eligibility_reset="yes")
