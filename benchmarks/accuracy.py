@@ -393,7 +393,8 @@ def run_accuracy(
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """``{task: {method: {"mean", "std", "n"}}}`` of the test accuracies."""
+    """``{task: {method: {"mean", "std", "n"}}}`` of the test accuracies, tasks in the order
+    of :data:`FULL_TASKS` (others after them, as they come)."""
     acc: dict[str, dict[str, list[float]]] = {}
     for r in rows:
         if "test_acc" in r:
@@ -401,6 +402,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
             if r.get("variant", "default") != "default":
                 method += f"[{r['variant']}]"
             acc.setdefault(r["key"], {}).setdefault(method, []).append(r["test_acc"])
+    rank = {k: i for i, k in enumerate(FULL_TASKS)}
+    ordered = sorted(acc, key=lambda k: rank.get(k, len(rank)))  # stable: others as they come
     return {
         key: {
             m: {
@@ -408,9 +411,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
                 "std": statistics.stdev(v) if len(v) > 1 else 0.0,
                 "n": len(v),
             }
-            for m, v in by_method.items()
+            for m, v in acc[key].items()
         }
-        for key, by_method in acc.items()
+        for key in ordered
     }
 
 

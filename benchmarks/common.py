@@ -15,7 +15,7 @@ import importlib.metadata
 import json
 import os
 import platform
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,24 @@ def bernoulli_stream(
     for start in range(0, steps, chunk):
         t = min(chunk, steps - start)
         yield torch.rand(t, batch, n_in, generator=gen).lt_(p)  # 2x faster than bernoulli_
+
+
+def train_step(runner, optimizer: torch.optim.Optimizer, chunks: Iterable[Tensor], y: Tensor):
+    """One training step as every benchmark times it: ``runner.reset()``, the ``chunks`` of one
+    sequence in order, cross-entropy of the readout after the last chunk, backward, optimizer
+    step. Only the last chunk's output is kept (the previous one is dropped before the next
+    chunk runs, so that it never holds memory twice)."""
+    import torch.nn.functional as F
+
+    runner.reset()
+    out = None
+    for chunk in chunks:
+        out = None
+        out = runner.run(chunk)
+    loss = F.cross_entropy(out, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
 
 
 # ----------------------------------------------------------------------------- memory

@@ -61,7 +61,6 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     """Measure one (library, T) in this process; return the result row."""
     t_start = time.perf_counter()
     import torch
-    import torch.nn.functional as F
 
     from .common import (
         SavedBytes,
@@ -72,6 +71,7 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         rss_bytes,
         set_threads,
     )
+    from .common import train_step as common_train_step
     from .peers import build
 
     set_threads(1)
@@ -90,15 +90,7 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         return bernoulli_stream(steps, args.batch, spec.n_in, args.p, args.chunk, args.seed)
 
     def train_step(steps: int) -> None:
-        runner.reset()
-        out = None
-        for chunk in stream(steps):
-            out = None  # the loss needs only the last chunk's output: drop the stale one first
-            out = runner.run(chunk)
-        loss = F.cross_entropy(out, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        common_train_step(runner, opt, stream(steps), y)
 
     @torch.no_grad()
     def forward(steps: int) -> None:

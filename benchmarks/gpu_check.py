@@ -36,6 +36,8 @@ import torch.nn.functional as F
 
 import tracetorch as tt
 
+from .common import train_step
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -113,17 +115,11 @@ def time_step(
     y = torch.randint(0, spec.n_out, (batch,), device=device)
 
     def step(n: int) -> None:
-        runner.reset()
-        out = None
-        for start in range(0, n, chunk):
-            t = min(chunk, n - start)
-            x = torch.rand(t, batch, spec.n_in, device=device).lt_(0.2).float()
-            out = None
-            out = runner.run(x)
-        loss = F.cross_entropy(out, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        chunks = (
+            torch.rand(min(chunk, n - start), batch, spec.n_in, device=device).lt_(0.2).float()
+            for start in range(0, n, chunk)
+        )  # made on the device, one chunk at a time
+        train_step(runner, opt, chunks, y)
 
     step(min(steps, chunk))  # warm-up: kernels, Adam state, allocator
     _sync(device)

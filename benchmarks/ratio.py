@@ -52,9 +52,9 @@ def serve(lib: str, steps: int, chunk: int, batch: int, p: float, seed: int) -> 
     import gc
 
     import torch
-    import torch.nn.functional as F
 
     from .common import bernoulli_stream, set_threads
+    from .common import train_step as common_train_step
     from .peers import build
 
     set_threads(1)
@@ -67,15 +67,7 @@ def serve(lib: str, steps: int, chunk: int, batch: int, p: float, seed: int) -> 
     y = torch.randint(0, spec.n_out, (batch,), generator=torch.Generator().manual_seed(1))
 
     def train_step(n: int) -> None:
-        runner.reset()
-        out = None
-        for x in bernoulli_stream(n, batch, spec.n_in, p, chunk, seed):
-            out = None
-            out = runner.run(x)
-        loss = F.cross_entropy(out, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        common_train_step(runner, opt, bernoulli_stream(n, batch, spec.n_in, p, chunk, seed), y)
 
     train_step(min(steps, chunk))
     train_step(steps)

@@ -238,10 +238,6 @@ def plots(cost: list[dict] | None, acc: list[dict] | None, img: Path) -> list[st
         summary = summarize(acc)
         tasks = list(summary)
         if tasks:
-            from .accuracy import FULL_TASKS
-
-            rank = {k: i for i, k in enumerate(FULL_TASKS)}
-            tasks.sort(key=lambda t: rank.get(t, len(rank)))
             methods = [m for m in ALL_METHODS if any(m in summary[t] for t in tasks)]
             fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(tasks)), 4.6))
             width = 0.8 / len(methods)
@@ -499,10 +495,7 @@ def _temporal_table(rows: list[dict]) -> str:
 
 
 def _accuracy_table(acc: list[dict]) -> str:
-    from .accuracy import FULL_TASKS
-
-    order = {k: i for i, k in enumerate(FULL_TASKS)}
-    summary = dict(sorted(summarize(acc).items(), key=lambda kv: order.get(kv[0], len(order))))
+    summary = summarize(acc)
     methods = [m for m in ALL_METHODS if any(m in by for by in summary.values())]
     rows = []
     for key, by_method in summary.items():

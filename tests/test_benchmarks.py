@@ -119,6 +119,13 @@ def test_temporal_tasks_run_their_own_methods(monkeypatch):
     assert {j["neuron"] for j in seen if j["key"] == "order-rlif"} == {"rlif"}
 
 
+def test_methods_that_no_task_runs_are_refused():
+    from benchmarks import accuracy
+
+    with pytest.raises(ValueError, match="no run"):
+        accuracy.run_accuracy({"digits": FULL_TASKS["digits"]}, ["gru"], [0], log=lambda _: None)
+
+
 def test_stored_rows_merge_per_run_and_a_failure_keeps_the_old_row(tmp_path):
     from benchmarks.run import _merge_rows
 

@@ -565,6 +565,27 @@ def test_compile_failure_warns_once_and_keeps_the_pytorch_form(compile_backend, 
     monkeypatch.setitem(_compiled._state, "failed", None)  # for the fixture's final check
 
 
+def test_compile_recompile_limit_runs_that_call_eagerly(compile_backend, monkeypatch):
+    class FailOnRecompileLimitHit(Exception):  # dynamo's name for it
+        pass
+
+    def limited(name):
+        def fail(*args):
+            raise FailOnRecompileLimitHit("recompile_limit reached")
+
+        return fail
+
+    monkeypatch.setattr(_compiled, "_compiled", limited)
+    c, m0 = torch.randn(9, 2, 3, dtype=f64), torch.randn(2, 3, dtype=f64)
+    params = tf.LIFParams(torch.full((3,), 0.9, dtype=f64), 0.5)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: the backend stays on
+        ref_out, ref_state = tf.run(tf.lif_step, c, tf.LIFState(m0), params)
+        out, state = tf.lif_run_(c.clone(), tf.LIFState(m0), params)
+    assert torch.equal(out, ref_out) and torch.equal(state.membrane, ref_state.membrane)
+    assert _compiled.available() is None
+
+
 # ----------------------------------------------------------------------------- triton backend
 @pytest.fixture
 def triton_backend(monkeypatch):

@@ -78,6 +78,11 @@ def assert_named(exc: BaseException, *names: str) -> None:
     assert any(n in msg for n in names), f"message names none of {names}: {msg}"
 
 
+def _well_formed(steps: int, batch: int, kind: str) -> tuple[int, int, str]:
+    """The valid half of the examples: at least one step and one sample, real values."""
+    return max(steps, 1), max(batch, 1), kind if kind in ("reals", "spikes") else "spikes"
+
+
 def make_values(shape, dtype, kind: str, scale: float, seed: int) -> torch.Tensor:
     """A tensor of ``shape``/``dtype``: spikes or reals times ``scale``, one NaN/inf if asked."""
     g = torch.Generator().manual_seed(seed)
@@ -162,11 +167,7 @@ def test_dense_layers_give_a_result_or_a_named_error(
 ):
     if valid:  # half of the examples are well-formed, so that results get checked too
         same_dtype, rank, wrong_features = True, 2 + rank % 2, False
-        steps, batch, kind = (
-            max(steps, 1),
-            max(batch, 1),
-            kind if kind in ("reals", "spikes") else "spikes",
-        )
+        steps, batch, kind = _well_formed(steps, batch, kind)
     torch.manual_seed(seed)
     layer = cls(n_in, n_out, dtype=layer_dtype)
     fresh = copy.deepcopy(layer)
@@ -273,11 +274,7 @@ def test_conv_lif_gives_a_result_or_a_named_error(
 ):
     if valid:  # half of the examples are well-formed, so that results get checked too
         same_dtype, rank, wrong_channels = True, 4 + rank % 2, False
-        steps, batch, kind = (
-            max(steps, 1),
-            max(batch, 1),
-            kind if kind in ("reals", "spikes") else "spikes",
-        )
+        steps, batch, kind = _well_formed(steps, batch, kind)
         hw = (max(hw[0], kernel), max(hw[1], kernel))
     torch.manual_seed(seed)
     layer = tt.nn.ConvLIF(c_in, c_out, kernel, stride=stride, padding=padding, dtype=layer_dtype)
@@ -394,8 +391,8 @@ def test_sequential_gives_a_result_or_a_named_error(
     hidden, readout, dtype, n_in, wrong_features, steps, batch, kind, layout, seed, valid
 ):
     if valid:
-        wrong_features, steps, batch = False, max(steps, 1), max(batch, 1)
-        kind = kind if kind in ("reals", "spikes") else "spikes"
+        wrong_features = False
+        steps, batch, kind = _well_formed(steps, batch, kind)
     torch.manual_seed(seed)
     net = tt.nn.Sequential(hidden(n_in, 5), readout(5, 3)).to(dtype)
     fresh = copy.deepcopy(net)

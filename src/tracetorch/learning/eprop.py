@@ -176,8 +176,7 @@ def _zeros_state(layer, batch: int, n_in: int) -> dict[str, Tensor]:
     state["E_w"] = torch.zeros(batch, out, n_in, **z)
     state["steps_k"] = torch.zeros((), **z)  # sum of kappa^age: normalises k
     state["s_last"] = torch.zeros(batch, out, **z)  # spikes of the last step, s(t-1)
-    # with the reset kept: the last step's dm/du factor a = beta (1 - theta psi), and its psi
-    state["a_last"] = torch.zeros(batch, out, **z)
+    # the last step's psi: with the reset kept, its factor beta (1 - theta psi) carries e(0)
     state["psi_last"] = torch.zeros(batch, out, **z)
     return state
 
@@ -360,16 +359,13 @@ def _spiking_chunk(layer, elig: dict, x: Tensor, psi: Tensor, m_prev: Tensor, s_
         e.mul_(beta**n).add_(new_e)
     elig["k"].mul_(kn).add_(k_chunk)
     elig["steps_k"].mul_(kn).add_(kpow.sum())
-    _remember_last_step(layer, elig, psi)
+    _remember_last_step(elig, psi)
 
 
-def _remember_last_step(layer, elig: dict, psi: Tensor) -> None:
-    """Keep the last step's ``psi`` and ``a = beta (1 - theta psi)`` (the reset-kept form's
-    carry), in either form, so that ``eligibility_reset`` can change between calls."""
-    last = psi[-1]
-    theta = layer.threshold.detach().to(last.dtype)
-    elig["psi_last"] = last.clone()
-    elig["a_last"] = layer.beta.detach().to(last.dtype) * (1 - theta * last)
+def _remember_last_step(elig: dict, psi: Tensor) -> None:
+    """Keep the last step's ``psi`` (the reset-kept form's carry needs it), in either form, so
+    that ``eligibility_reset`` can change between calls."""
+    elig["psi_last"] = psi[-1].clone()
 
 
 def _spiking_chunk_reset_kept(
@@ -399,9 +395,8 @@ def _spiking_chunk_reset_kept(
     gs, as_ = g.unbind(0), a.unbind(0)
     for t in range(n - 2, -1, -1):
         gs[t].addcmul_(gs[t + 1], as_[t])
-    zeros = torch.zeros_like(psi[0])  # (traces saved before these two existed)
-    a0 = elig.setdefault("a_last", zeros)  # a of the step before the chunk: the weight of e(0)
-    elig.setdefault("psi_last", zeros)
+    psi0 = elig.setdefault("psi_last", torch.zeros_like(psi[0]))  # (older saved traces: none)
+    a0 = beta * (1 - theta * psi0)  # a of the step before the chunk: the weight of e(0)
     g1 = g[0] * a0
     # weights[i] = a_i a_(i+1) ... a_(n-2) (1 for the last step): the weight of input i in the
     # chunk's last e; the e of the previous chunk carries a0 * weights[0]
@@ -429,7 +424,7 @@ def _spiking_chunk_reset_kept(
         e.mul_(carry).add_(new_e)
     elig["k"].mul_(kn).add_(k_chunk)
     elig["steps_k"].mul_(kn).add_(kpow.sum())
-    _remember_last_step(layer, elig, psi)
+    _remember_last_step(elig, psi)
 
 
 def _readout_chunk(layer, elig: dict, x: Tensor, prev: Tensor, membranes: Tensor) -> None:
